@@ -1,0 +1,5 @@
+"""Errors a user can act on: the CLI prints them as one line, without a traceback."""
+
+
+class UserError(Exception):
+    """A problem with the user's input (a path, a file, an option), stated so they can fix it."""
