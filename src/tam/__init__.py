@@ -1,3 +1,8 @@
 """tam: the Transposed Attention Module and its baselines, for convolutional networks."""
 
+from tam import functional
+from tam.layers import CrissCross, NonLocal, TransposedAttention, create_attention
+
 __version__ = "0.1.0"
+
+__all__ = ["CrissCross", "NonLocal", "TransposedAttention", "create_attention", "functional"]

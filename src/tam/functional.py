@@ -1,0 +1,192 @@
+"""Stateless attention cores.
+
+Every core takes per-head queries, keys and values with channels before positions, ``[B, h, d, N]``
+(criss-cross keeps the 2-D grid, ``[B, h, d, H, W]``), and returns the attended values in the same layout.
+The modules in :mod:`tam.layers` own the projections around these cores; the tests hold written-out
+references for each of them.
+
+Notation (DESIGN §1): ``N`` positions, ``d`` query/key width per head, ``s = 1/sqrt(N·d)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+NORMALIZATIONS = ("scale", "softmax")
+GEOMETRIES = ("full", "magnitude", "direction")
+NON_LOCAL_IMPLS = ("auto", "naive", "sdpa")
+
+
+def check_choice(name: str, value: object, allowed: tuple) -> None:
+    """Raise a `ValueError` (or `TypeError` for a non-string) naming ``name`` unless ``value`` is allowed."""
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {allowed}, got {type(value).__name__} {value!r}")
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def _check_qkv(q: Tensor, k: Tensor, v: Tensor, rank: int, same_positions: bool = True) -> None:
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name} must be a Tensor, got {type(t).__name__}")
+        if t.dim() != rank:
+            raise ValueError(f"{name} must have {rank} dims, got shape {tuple(t.shape)}")
+    if q.shape[:2] != k.shape[:2] or k.shape[:2] != v.shape[:2]:
+        raise ValueError(f"q, k, v must share [B, h]: got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    if q.shape[2] != k.shape[2]:
+        raise ValueError(f"q and k must have the same width d: got {q.shape[2]} and {k.shape[2]}")
+    if k.shape[3:] != v.shape[3:] or (same_positions and q.shape[3:] != k.shape[3:]):
+        raise ValueError(f"q, k, v positions do not match: {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+
+
+def apply_geometry(t: Tensor, geometry: str, eps: float = 1e-6) -> Tensor:
+    """Keep a factor of ``q·k = |q||k|cos∠``: the vectors as they are, their norms, or their directions.
+
+    Shape:
+        t: ``[B, h, d, N]`` -> ``[B, h, d, N]`` (``full``, ``direction``) or ``[B, h, 1, N]`` (``magnitude``).
+    """
+    check_choice("geometry", geometry, GEOMETRIES)
+    if geometry == "full":
+        return t
+    norm = torch.linalg.vector_norm(t, dim=2, keepdim=True)
+    return norm if geometry == "magnitude" else t / (norm + eps)
+
+
+def transposed_map(k: Tensor, v: Tensor, *, normalization: str = "scale") -> Tensor:
+    """The ``d×d`` map of transposed attention: ``s·v kᵀ`` or ``softmax_rows(v kᵀ / sqrt(N))``.
+
+    The scale is split between ``k`` and ``v`` *before* the sum over ``N`` positions, so half-precision
+    inputs never form the unscaled ``v kᵀ`` (it overflows fp16 at realistic sizes).
+
+    Shape:
+        k: ``[B, h, d, N]``, v: ``[B, h, dv, N]`` -> ``[B, h, dv, d]``
+    """
+    check_choice("normalization", normalization, NORMALIZATIONS)
+    n, d = k.shape[-1], k.shape[-2]
+    root = (n * d) ** -0.25 if normalization == "scale" else n**-0.25
+    m = torch.matmul(v * root, (k * root).transpose(-1, -2))
+    return m if normalization == "scale" else torch.softmax(m, dim=-1)
+
+
+def transposed_attention(q: Tensor, k: Tensor, v: Tensor, *, normalization: str = "scale") -> Tensor:
+    """Transposed attention: ``a = M q`` with the ``d×d`` map ``M`` of :func:`transposed_map`.
+
+    With ``normalization="scale"`` this is exactly Non-local ``scale`` attention, ``s·Σ_j (q_i·k_j) v_j``,
+    evaluated as ``(v kᵀ) q`` instead of ``v (kᵀ q)``: cost ``2·N·d·dv`` per head, no ``N×N`` tensor.
+    ``softmax`` is the ablation of the thesis: ``a = softmax_rows(v kᵀ / sqrt(N)) q / sqrt(d)``.
+
+    Shape:
+        q, k: ``[B, h, d, N]``, v: ``[B, h, dv, N]`` -> ``[B, h, dv, N]``
+
+    Example:
+        >>> q, k, v = torch.randn(3, 2, 4, 8, 64).unbind(0)
+        >>> transposed_attention(q, k, v).shape
+        torch.Size([2, 4, 8, 64])
+    """
+    _check_qkv(q, k, v, rank=4)
+    m = transposed_map(k, v, normalization=normalization)
+    a = torch.matmul(m, q)
+    return a if normalization == "scale" else a * q.shape[-2] ** -0.5
+
+
+def non_local_map(q: Tensor, k: Tensor, *, normalization: str = "softmax", softmax_scale: float = 1.0) -> Tensor:
+    """Spatial weights of Non-local attention, ``w[i, j]`` for query position ``i`` and key position ``j``.
+
+    Shape:
+        q: ``[B, h, d, Nq]``, k: ``[B, h, d, Nk]`` -> ``[B, h, Nq, Nk]``
+    """
+    check_choice("normalization", normalization, NORMALIZATIONS)
+    logits = torch.matmul(q.transpose(-1, -2), k)
+    if normalization == "softmax":
+        return torch.softmax(logits * softmax_scale, dim=-1)
+    return logits * (k.shape[-1] * k.shape[-2]) ** -0.5
+
+
+def non_local_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    normalization: str = "softmax",
+    softmax_scale: float = 1.0,
+    impl: str = "auto",
+) -> Tensor:
+    """Non-local attention, ``a_i = Σ_j w(q_i, k_j) v_j`` over all key positions ``j``.
+
+    Args:
+        normalization: ``"softmax"`` (embedded Gaussian, ``w = softmax_j(τ q_i·k_j)``) or ``"scale"``
+            (dot product, ``w = s·q_i·k_j``).
+        softmax_scale: τ, the logit scale of ``softmax`` (1.0 as in the Non-local paper).
+        impl: ``"naive"`` materialises the ``[Nq, Nk]`` map; ``"sdpa"`` calls the fused
+            ``scaled_dot_product_attention`` (``softmax`` only); ``"auto"`` takes ``sdpa`` for ``softmax``
+            when ``q`` and ``v`` have the same width, else ``naive``.
+
+    Shape:
+        q, k: ``[B, h, d, Nq]``, ``[B, h, d, Nk]``; v: ``[B, h, dv, Nk]`` -> ``[B, h, dv, Nq]``
+    """
+    _check_qkv(q, k, v, rank=4, same_positions=False)
+    check_choice("normalization", normalization, NORMALIZATIONS)
+    check_choice("impl", impl, NON_LOCAL_IMPLS)
+    if impl == "sdpa" and normalization != "softmax":
+        raise ValueError(f"impl='sdpa' computes normalization='softmax' only, got normalization={normalization!r}")
+    if impl == "auto":
+        impl = "sdpa" if normalization == "softmax" and q.shape[-2] == v.shape[-2] else "naive"
+    if impl == "sdpa":
+        # The fused kernels need [B, h, N, d] with a contiguous last dim; anything else runs the math fallback.
+        out = F.scaled_dot_product_attention(
+            q.transpose(-1, -2).contiguous(),
+            k.transpose(-1, -2).contiguous(),
+            v.transpose(-1, -2).contiguous(),
+            scale=softmax_scale,
+        )
+        return out.transpose(-1, -2)
+    w = non_local_map(q, k, normalization=normalization, softmax_scale=softmax_scale)
+    return torch.matmul(v, w.transpose(-1, -2))
+
+
+def _criss_cross_weights(q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
+    """Softmax weights of each position over its row and its column (itself counted once, in the row).
+
+    Shape:
+        q, k: ``[B, h, d, H, W]`` -> row weights ``[B, h, H, W, W]``, column weights ``[B, h, H, W, H]``
+    """
+    height, width = q.shape[-2:]
+    row = torch.einsum("bhcij,bhciw->bhijw", q, k)
+    col = torch.einsum("bhcij,bhcuj->bhiju", q, k)
+    itself = torch.eye(height, dtype=torch.bool, device=q.device).unsqueeze(1)  # [i, 1, u]: u == i
+    col = col.masked_fill(itself, float("-inf"))
+    weights = torch.softmax(torch.cat([row, col], dim=-1), dim=-1)
+    return weights.split([width, height], dim=-1)
+
+
+def criss_cross_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """Criss-cross attention (CCNet): each position attends over its own row and column.
+
+    ``a_ij = Σ_{p ∈ row(i) ∪ col(j)} softmax_p(q_ij·k_p) v_p``, the position itself counted once.
+    Cost ``2·N·(H+W−1)·d`` per head; memory ``N·(H+W)`` per head, never ``N×N``.
+
+    Shape:
+        q, k: ``[B, h, d, H, W]``, v: ``[B, h, dv, H, W]`` -> ``[B, h, dv, H, W]``
+    """
+    _check_qkv(q, k, v, rank=5)
+    row, col = _criss_cross_weights(q, k)
+    return torch.einsum("bhijw,bhciw->bhcij", row, v) + torch.einsum("bhiju,bhcuj->bhcij", col, v)
+
+
+def criss_cross_map(q: Tensor, k: Tensor, queries: Tensor) -> Tensor:
+    """Criss-cross weights of the chosen query positions over the whole grid (zero off the cross).
+
+    Shape:
+        q, k: ``[B, h, d, H, W]``, queries: ``[Q]`` flat indices -> ``[B, h, Q, H·W]``
+    """
+    height, width = q.shape[-2:]
+    row, col = _criss_cross_weights(q, k)
+    qi, qj = queries // width, queries % width
+    row, col = row[:, :, qi, qj], col[:, :, qi, qj]  # [B, h, Q, W], [B, h, Q, H]
+    on_row = F.one_hot(qi, height).to(row.dtype)  # [Q, H]
+    on_col = F.one_hot(qj, width).to(row.dtype)  # [Q, W]
+    grid = row.unsqueeze(-2) * on_row.unsqueeze(-1) + col.unsqueeze(-1) * on_col.unsqueeze(-2)
+    return grid.flatten(-2)
+

@@ -1,0 +1,83 @@
+"""Non-local block (Wang et al., CVPR 2018) on the shared shell."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from tam.functional import NON_LOCAL_IMPLS, NORMALIZATIONS, check_choice, non_local_attention, non_local_map
+from tam.layers.shell import AttentionBlock, check_positive
+
+_MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+
+
+class NonLocal(AttentionBlock):
+    """Non-local attention: every position attends over every (optionally subsampled) position.
+
+    Args:
+        channels: input and output channels.
+        normalization: ``"softmax"`` (embedded Gaussian) | ``"scale"`` (dot product, ``s = 1/sqrt(N·d)``).
+        softmax_scale: τ, the logit scale of ``softmax``.
+        subsample: max-pool keys and values by 2 on every spatial axis (as in the paper); every side must be ≥ 2.
+        impl: ``"naive"`` (materialises the N×N map) | ``"sdpa"`` (fused kernel; softmax only) | ``"auto"``.
+        **shell: ``heads``, ``embed_channels``, ``geometry``, ``pos_encoding``, ``init``, ``init_std``.
+
+    Shape:
+        x: ``[B, C, *S]`` (1 to 3 spatial dims) -> same shape.
+
+    Example:
+        >>> layer = NonLocal(64, heads=4)
+        >>> layer(torch.randn(2, 64, 16, 16)).shape
+        torch.Size([2, 64, 16, 16])
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        *,
+        normalization: str = "softmax",
+        softmax_scale: float = 1.0,
+        subsample: bool = False,
+        impl: str = "auto",
+        **shell,
+    ):
+        super().__init__(channels, **shell)
+        check_choice("normalization", normalization, NORMALIZATIONS)
+        check_choice("impl", impl, NON_LOCAL_IMPLS)
+        if impl == "sdpa" and normalization != "softmax":
+            raise ValueError(f"impl='sdpa' computes normalization='softmax' only, got normalization={normalization!r}")
+        if not isinstance(subsample, bool):
+            raise TypeError(f"subsample must be a bool, got {type(subsample).__name__} {subsample!r}")
+        self.normalization = normalization
+        self.softmax_scale = check_positive("softmax_scale", softmax_scale)
+        self.subsample = subsample
+        self.impl = impl
+
+    def _subsample(self, k: Tensor, v: Tensor, batch: int, spatial: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+        if not self.subsample:
+            return k, v
+        if min(spatial) < 2:
+            raise ValueError(f"subsample=True needs every spatial side ≥ 2, got x with spatial shape {spatial}")
+        pool = _MAX_POOL[len(spatial)]
+
+        def pooled(t: Tensor) -> Tensor:
+            grid = pool(t.reshape(batch, -1, *spatial), kernel_size=2, ceil_mode=True)
+            return grid.reshape(batch, self.heads, t.shape[2], -1)
+
+        return pooled(k), pooled(v)
+
+    def _core(self, q: Tensor, k: Tensor, v: Tensor, spatial: tuple[int, ...]) -> Tensor:
+        return non_local_attention(
+            q, k, v, normalization=self.normalization, softmax_scale=self.softmax_scale, impl=self.impl
+        )
+
+    def _spatial_map(self, q: Tensor, k: Tensor, spatial: tuple[int, ...], queries: Tensor) -> Tensor:
+        return non_local_map(
+            q[..., queries], k, normalization=self.normalization, softmax_scale=self.softmax_scale
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, normalization={self.normalization!r}, softmax_scale={self.softmax_scale}, "
+            f"subsample={self.subsample}, impl={self.impl!r}"
+        )

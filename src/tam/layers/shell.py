@@ -1,0 +1,188 @@
+"""The block shell every attention kind shares, so that comparisons between kinds are fair.
+
+    q = Wθ (x + P),  k = Wφ (x + P),  v = Wg x      1×1 projections C→E, no bias (P: optional positions)
+    q, k, v -> [B, h, d, N]                         h heads of width d = E/h
+    a = core(q, k, v)                                the only thing a subclass changes
+    y = x + BN(Wz a)                                 BN γ = β = 0 at init: the block starts as the identity
+
+The projections are stored as ``nn.Conv1d`` weights (kernel 1) but applied as one fused matmul over the
+flattened positions, which serves 1-D, 2-D and 3-D inputs alike and keeps ``channels_last`` inputs as views.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+from torch import Tensor, nn
+
+from tam.functional import GEOMETRIES, apply_geometry, check_choice
+from tam.layers.pos_encoding import SinCosPositions
+
+INITS = ("normal", "he")
+POS_ENCODINGS = (None, "sincos")
+
+
+def check_int(name: str, value: object, minimum: int) -> int:
+    """Return ``value`` if it is an int ≥ ``minimum``; else raise naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be ≥ {minimum}, got {value}")
+    return int(value)
+
+
+def check_positive(name: str, value: object) -> float:
+    """Return ``value`` as a float if it is a finite real number > 0; else raise naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive number, got {type(value).__name__} {value!r}")
+    if not 0 < float(value) < float("inf"):
+        raise ValueError(f"{name} must be a positive finite number, got {value}")
+    return float(value)
+
+
+class AttentionBlock(nn.Module):
+    """Base of every attention layer: projections, heads, positions, geometry, output projection and BN.
+
+    Subclasses implement ``_core(q, k, v, spatial)`` and ``_spatial_map(q, k, spatial, queries)``.
+
+    Args:
+        channels: input and output channels ``C``.
+        heads: number of heads ``h``; must divide ``embed_channels``.
+        embed_channels: width ``E`` of q, k, v (default ``C // 2``, at least 1).
+        geometry: ``"full"`` | ``"magnitude"`` | ``"direction"``: which factor of ``q·k`` the core sees.
+        pos_encoding: ``None`` | ``"sincos"``: fixed positions added to the inputs of Wθ and Wφ only.
+        init: ``"normal"`` (N(0, init_std), as in the Non-local paper) | ``"he"`` (Kaiming fan-out).
+        init_std: standard deviation of the ``"normal"`` init.
+
+    Shape:
+        x: ``[B, C, *S]`` with 1 to 3 spatial dims -> same shape.
+    """
+
+    spatial_ranks: tuple[int, ...] = (1, 2, 3)
+
+    def __init__(
+        self,
+        channels: int,
+        *,
+        heads: int = 1,
+        embed_channels: int | None = None,
+        geometry: str = "full",
+        pos_encoding: str | None = None,
+        init: str = "normal",
+        init_std: float = 0.01,
+    ):
+        super().__init__()
+        self.channels = check_int("channels", channels, 1)
+        self.heads = check_int("heads", heads, 1)
+        default = embed_channels is None
+        self.embed_channels = max(channels // 2, 1) if default else check_int("embed_channels", embed_channels, 1)
+        if self.embed_channels % self.heads:
+            source = f"the default embed_channels=channels//2={self.embed_channels}" if default else (
+                f"embed_channels={self.embed_channels}"
+            )
+            raise ValueError(f"heads={self.heads} must divide {source}; choose heads among its divisors")
+        check_choice("geometry", geometry, GEOMETRIES)
+        check_choice("pos_encoding", pos_encoding, POS_ENCODINGS)
+        check_choice("init", init, INITS)
+        self.head_channels = self.embed_channels // self.heads
+        if geometry == "direction" and self.head_channels == 1:
+            raise ValueError(
+                "geometry='direction' needs a head width embed_channels/heads ≥ 2: the direction of a 1-D "
+                "vector is its sign, which passes no gradient to Wθ and Wφ"
+            )
+        self.geometry = geometry
+        self.pos_encoding = pos_encoding
+        self.init = init
+        self.init_std = check_positive("init_std", init_std)
+
+        self.theta = nn.Conv1d(channels, self.embed_channels, 1, bias=False)
+        self.phi = nn.Conv1d(channels, self.embed_channels, 1, bias=False)
+        self.g = nn.Conv1d(channels, self.embed_channels, 1, bias=False)
+        self.z = nn.Conv1d(self.embed_channels, channels, 1, bias=False)
+        self.bn = nn.BatchNorm1d(channels)
+        self.positions = SinCosPositions(channels) if pos_encoding == "sincos" else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for conv in (self.theta, self.phi, self.g, self.z):
+            if self.init == "normal":
+                nn.init.normal_(conv.weight, std=self.init_std)
+            else:
+                nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+        nn.init.zeros_(self.bn.weight)
+        nn.init.zeros_(self.bn.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        spatial = self._check_input(x)
+        q, k, v = self._project(x, spatial)
+        a = self._core(q, k, v, spatial)
+        batch = x.shape[0]
+        y = self.bn(torch.matmul(self.z.weight.flatten(1), a.reshape(batch, self.embed_channels, -1)))
+        return x + y.reshape(x.shape)
+
+    def attention_map(self, x: Tensor, queries: Tensor | list[int] | None = None) -> Tensor:
+        """Spatial attention weights of the chosen query positions (flat indices into ``prod(S)``).
+
+        Shape:
+            x: ``[B, C, *S]``, queries: ``[Q]`` or ``None`` (all N) -> ``[B, h, Q, N_keys]``
+        """
+        spatial = self._check_input(x)
+        q, k, _ = self._project(x, spatial)
+        return self._spatial_map(q, k, spatial, self._check_queries(queries, q.shape[-1], x.device))
+
+    # -- pieces shared by the subclasses -------------------------------------------------------------
+
+    def _project(self, x: Tensor, spatial: tuple[int, ...]) -> tuple[Tensor, Tensor, Tensor]:
+        """q, k, v per head, after positions, key subsampling and geometry. Shape: -> ``[B, h, d, N]`` each."""
+        batch = x.shape[0]
+        flat = x.flatten(2)
+        weight = torch.cat([self.theta.weight, self.phi.weight, self.g.weight]).flatten(1)
+        q, k, v = torch.matmul(weight, flat).unflatten(1, (3, self.heads, self.head_channels)).unbind(1)
+        if self.positions is not None:
+            table = self.positions(spatial, x.dtype, x.device)  # [C, N]
+            q = q + torch.matmul(self.theta.weight.flatten(1), table).view(self.heads, self.head_channels, -1)
+            k = k + torch.matmul(self.phi.weight.flatten(1), table).view(self.heads, self.head_channels, -1)
+        k, v = self._subsample(k, v, batch, spatial)
+        return apply_geometry(q, self.geometry), apply_geometry(k, self.geometry), v
+
+    def _subsample(self, k: Tensor, v: Tensor, batch: int, spatial: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+        return k, v
+
+    def _check_input(self, x: Tensor) -> tuple[int, ...]:
+        name = type(self).__name__
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{name} expects a Tensor x, got {type(x).__name__}")
+        ranks = " or ".join(str(r) for r in self.spatial_ranks)
+        if x.dim() - 2 not in self.spatial_ranks:
+            raise ValueError(f"{name} expects x of shape [B, C, *S] with {ranks} spatial dims, got {tuple(x.shape)}")
+        if x.shape[1] != self.channels:
+            raise ValueError(f"x has {x.shape[1]} channels but {name} was built with channels={self.channels}")
+        if 0 in x.shape:
+            raise ValueError(f"x has a zero-size dimension: shape {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise TypeError(f"{name} expects a floating-point x, got dtype {x.dtype}")
+        return tuple(x.shape[2:])
+
+    @staticmethod
+    def _check_queries(queries, n: int, device: torch.device) -> Tensor:
+        if queries is None:
+            return torch.arange(n, device=device)
+        queries = torch.as_tensor(queries, device=device).reshape(-1)
+        if queries.dtype in (torch.bool,) or queries.is_floating_point():
+            raise TypeError(f"queries must be integer flat positions, got dtype {queries.dtype}")
+        if queries.numel() and (queries.min() < 0 or queries.max() >= n):
+            raise ValueError(f"queries must lie in [0, {n}) (flat positions), got {queries.tolist()}")
+        return queries
+
+    def _core(self, q: Tensor, k: Tensor, v: Tensor, spatial: tuple[int, ...]) -> Tensor:
+        raise NotImplementedError
+
+    def _spatial_map(self, q: Tensor, k: Tensor, spatial: tuple[int, ...], queries: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return (
+            f"channels={self.channels}, heads={self.heads}, embed_channels={self.embed_channels}, "
+            f"geometry={self.geometry!r}, pos_encoding={self.pos_encoding!r}"
+        )
