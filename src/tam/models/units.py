@@ -1,0 +1,92 @@
+"""Pre-activation residual units (He et al., "Identity Mappings in Deep Residual Networks", 2016).
+
+Each unit is ``x + F(x)`` with ``F`` = (BN → ReLU → conv) repeated. When the shape changes, the shortcut is a
+1×1 convolution applied to the pre-activated input, as in the paper and in the Wide ResNet code.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False)
+
+
+class PreActBasic(nn.Module):
+    """Two 3×3 convolutions; dropout between them when ``drop_rate > 0`` (Wide ResNet).
+
+    Args:
+        in_channels: channels of the input.
+        width: channels of both convolutions; the output has ``width * expansion = width`` channels.
+        stride: stride of the first convolution (and of the shortcut).
+        drop_rate: dropout probability between the two convolutions.
+
+    Shape:
+        ``[B, in_channels, H, W]`` -> ``[B, width, H/stride, W/stride]``
+
+    Example:
+        >>> PreActBasic(16, 32, stride=2)(torch.randn(2, 16, 32, 32)).shape
+        torch.Size([2, 32, 16, 16])
+    """
+
+    expansion = 1
+
+    def __init__(self, in_channels: int, width: int, stride: int = 1, drop_rate: float = 0.0):
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(in_channels)
+        self.conv1 = _conv(in_channels, width, 3, stride)
+        self.norm2 = nn.BatchNorm2d(width)
+        self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
+        self.conv2 = _conv(width, width, 3)
+        self.shortcut = _conv(in_channels, width, 1, stride) if stride != 1 or in_channels != width else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.relu(self.norm1(x))
+        shortcut = x if self.shortcut is None else self.shortcut(out)
+        out = self.conv1(out)
+        out = self.conv2(self.drop(F.relu(self.norm2(out))))
+        return out + shortcut
+
+
+class PreActBottleneck(nn.Module):
+    """1×1 reduce, 3×3 (carrying the stride), 1×1 expand ×4.
+
+    Args:
+        in_channels: channels of the input.
+        width: channels of the inner convolutions; the output has ``4 * width`` channels.
+        stride: stride of the 3×3 convolution (and of the shortcut).
+        drop_rate: dropout probability before the last convolution.
+
+    Shape:
+        ``[B, in_channels, H, W]`` -> ``[B, 4 * width, H/stride, W/stride]``
+
+    Example:
+        >>> PreActBottleneck(64, 32, stride=2)(torch.randn(2, 64, 32, 32)).shape
+        torch.Size([2, 128, 16, 16])
+    """
+
+    expansion = 4
+
+    def __init__(self, in_channels: int, width: int, stride: int = 1, drop_rate: float = 0.0):
+        super().__init__()
+        out_channels = width * self.expansion
+        self.norm1 = nn.BatchNorm2d(in_channels)
+        self.conv1 = _conv(in_channels, width, 1)
+        self.norm2 = nn.BatchNorm2d(width)
+        self.conv2 = _conv(width, width, 3, stride)
+        self.norm3 = nn.BatchNorm2d(width)
+        self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
+        self.conv3 = _conv(width, out_channels, 1)
+        self.shortcut = (
+            _conv(in_channels, out_channels, 1, stride) if stride != 1 or in_channels != out_channels else None
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.relu(self.norm1(x))
+        shortcut = x if self.shortcut is None else self.shortcut(out)
+        out = self.conv1(out)
+        out = self.conv2(F.relu(self.norm2(out)))
+        out = self.conv3(self.drop(F.relu(self.norm3(out))))
+        return out + shortcut
