@@ -14,6 +14,7 @@ from tam.errors import UserError
 # name -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("tam.compare", "quick side-by-side of the attention layers (output, params, time, memory)"),
+    "models": ("tam.models.cli", "list the models: parameters, FLOPs at their input size, where attention sits"),
 }
 
 

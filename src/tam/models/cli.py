@@ -1,0 +1,75 @@
+"""``tam models``: list the registered models with parameters, FLOPs at their input size and attention sites."""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+
+from tam.errors import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("names", nargs="*", metavar="NAME", help="models or glob patterns (default: all)")
+    parser.add_argument("--num-classes", type=int, help="classifier size (default: the model's dataset)")
+    parser.add_argument("--attention", choices=("tam", "nl", "cc"), help="attention kind to place")
+    parser.add_argument(
+        "--attention-blocks",
+        metavar="N,N,...",
+        help="attention blocks per stage, e.g. 0,1,1 (default with --attention: one in every stage but the first)",
+    )
+    parser.add_argument("--heads", type=int, help="attention heads (default: 1)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tam.models import create_model, list_models, model_info
+    from tam.models.summary import summarize
+
+    names = _select(args.names, list_models())
+    blocks = _parse_blocks(args.attention_blocks)
+    options = {} if args.heads is None else {"heads": args.heads}
+    if args.attention is None and (blocks is not None or options):
+        raise UserError("--attention-blocks and --heads need --attention tam, nl or cc")
+
+    header = f"{'model':<14}{'input':>10}{'classes':>9}{'params':>10}{'GFLOPs':>9}  attention"
+    print(header)
+    print("-" * len(header))
+    for name in names:
+        info = model_info(name)
+        try:
+            model = create_model(
+                name, num_classes=args.num_classes, attention=args.attention, attention_blocks=blocks, **options
+            )
+        except (TypeError, ValueError) as error:
+            raise UserError(f"{name}: {error}") from error
+        summary = summarize(model, info.input_size)
+        size = "×".join(map(str, info.input_size))
+        sites = [str(site) for site in summary.sites] or ["-"]
+        print(
+            f"{name:<14}{size:>10}{model.num_classes:>9}{summary.params / 1e6:>9.3f}M"
+            f"{summary.flops / 1e9:>9.3f}  {sites[0]}"
+        )
+        for site in sites[1:]:
+            print(f"{'':<52}  {site}")
+    print("FLOPs: forward at batch 1, 2 per multiply-add (torch.utils.flop_counter).")
+    return 0
+
+
+def _select(patterns: list[str], available: list[str]) -> list[str]:
+    if not patterns:
+        return available
+    names = []
+    for pattern in patterns:
+        matches = fnmatch.filter(available, pattern)
+        if not matches:
+            raise UserError(f"no model matches {pattern!r}; available: {', '.join(available)}")
+        names += [name for name in matches if name not in names]
+    return names
+
+
+def _parse_blocks(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise UserError(f"--attention-blocks must be comma-separated ints such as 0,1,1, got {text!r}") from None
