@@ -1,0 +1,175 @@
+"""The training configuration: one dataclass, filled from defaults < a YAML file < command-line flags.
+
+The defaults are the thesis recipe (DESIGN §4): SGD lr 0.1, momentum 0.9, weight decay 5e-4, batch 128,
+300 epochs, lr x0.1 at epochs 150 and 225. Every field is also a flag (``--batch-size``, ``--nesterov`` ...),
+generated from the dataclass so the two never drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from pathlib import Path
+
+import yaml
+
+from tam.errors import UserError
+
+ATTENTION_KINDS = ("tam", "nl", "cc", "none")
+SCHEDULES = ("step", "cosine")
+AMP_MODES = ("none", "bf16", "fp16")
+
+# Keys a resumed run may change: where and how it runs, and how long (epochs may be extended).
+# Everything else shapes the trajectory, so a resume with a different value is refused.
+RESUMABLE_KEYS = frozenset({"epochs", "out", "device", "cache_dir", "log_interval", "tensorboard", "compile"})
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a training run. Help texts become the ``--flag`` help."""
+
+    data: str = dataclasses.field(default="", metadata={"help": "dataset source (archive/folder) or prepared cache"})
+    cache_dir: str | None = dataclasses.field(default=None, metadata={"help": "where to keep the prepared cache"})
+    limit_train: int | None = dataclasses.field(
+        default=None, metadata={"help": "train on a fixed class-balanced subset of N images"})
+    limit_test: int | None = dataclasses.field(
+        default=None, metadata={"help": "test on a fixed class-balanced subset of N images"})
+    augment: bool = dataclasses.field(default=True, metadata={"help": "the dataset's training augmentation"})
+
+    model: str = dataclasses.field(default="preresnet56", metadata={"help": "backbone name, e.g. preresnet20"})
+    attention: str = dataclasses.field(default="none", metadata={"help": "|".join(ATTENTION_KINDS)})
+    heads: int = dataclasses.field(default=1, metadata={"help": "attention heads"})
+    attention_blocks: list[int] | None = dataclasses.field(
+        default=None, metadata={"help": "attention blocks per stage, e.g. 0,1,1 (model default if unset)"})
+    attention_options: dict = dataclasses.field(
+        default_factory=dict,
+        metadata={"help": "more attention options as key=value,... (embed_channels, normalization, geometry, ...)"})
+
+    epochs: int = dataclasses.field(default=300, metadata={"help": "epochs to train"})
+    batch_size: int = dataclasses.field(default=128, metadata={"help": "global batch size (split across ranks)"})
+    lr: float = dataclasses.field(default=0.1, metadata={"help": "peak learning rate"})
+    momentum: float = dataclasses.field(default=0.9, metadata={"help": "SGD momentum"})
+    nesterov: bool = dataclasses.field(default=False, metadata={"help": "Nesterov momentum"})
+    weight_decay: float = dataclasses.field(default=5e-4, metadata={"help": "SGD weight decay"})
+    schedule: str = dataclasses.field(default="step", metadata={"help": "|".join(SCHEDULES)})
+    milestones: list[int] = dataclasses.field(
+        default_factory=lambda: [150, 225], metadata={"help": "epochs where the step schedule multiplies lr by gamma"})
+    gamma: float = dataclasses.field(default=0.1, metadata={"help": "step schedule factor"})
+    warmup_epochs: float = dataclasses.field(default=0.0, metadata={"help": "linear warm-up from 0, in epochs"})
+    label_smoothing: float = dataclasses.field(default=0.0, metadata={"help": "cross-entropy label smoothing"})
+    seed: int = dataclasses.field(default=0, metadata={"help": "seed of the model init and the batch order"})
+
+    device: str = dataclasses.field(default="auto", metadata={"help": "auto|cpu|cuda|cuda:N"})
+    channels_last: bool = dataclasses.field(default=True, metadata={"help": "channels_last memory format"})
+    amp: str = dataclasses.field(default="none", metadata={"help": "autocast dtype: " + "|".join(AMP_MODES)})
+    compile: bool = dataclasses.field(default=False, metadata={"help": "torch.compile the model"})
+    sync_bn: bool = dataclasses.field(default=False, metadata={"help": "synchronise BatchNorm statistics across ranks"})
+
+    out: str = dataclasses.field(default="runs/train", metadata={"help": "run folder (checkpoint, metrics, results)"})
+    log_interval: int = dataclasses.field(
+        default=50, metadata={"help": "steps between progress-bar updates (the only per-step host syncs)"})
+    tensorboard: bool = dataclasses.field(default=False, metadata={"help": "also write TensorBoard events"})
+
+    def __post_init__(self) -> None:
+        for key, allowed in (("attention", ATTENTION_KINDS), ("schedule", SCHEDULES), ("amp", AMP_MODES)):
+            if getattr(self, key) not in allowed:
+                raise UserError(f"{key}: {getattr(self, key)!r} is not one of {', '.join(allowed)}")
+        positive = ("epochs", "batch_size", "heads", "log_interval")
+        for key in positive:
+            if getattr(self, key) < 1:
+                raise UserError(f"{key}: must be at least 1, got {getattr(self, key)}")
+        for key in ("limit_train", "limit_test"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise UserError(f"{key}: must be at least 1, got {getattr(self, key)}")
+        if self.lr <= 0:
+            raise UserError(f"lr: must be positive, got {self.lr}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise UserError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def digest(self) -> str:
+        """A short hash of the keys that shape the trajectory (all but ``RESUMABLE_KEYS``)."""
+        shaping = {k: v for k, v in sorted(self.to_dict().items()) if k not in RESUMABLE_KEYS}
+        return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def field_types() -> dict[str, typing.Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
+def parse_value(key: str, value: typing.Any, source: str) -> typing.Any:
+    """Convert ``value`` (from YAML or a flag string) to the type of field ``key``; ``source`` names where it came
+    from for the error message."""
+    kind = field_types()[key]
+    optional = typing.get_origin(kind) in (typing.Union, types.UnionType) and type(None) in typing.get_args(kind)
+    if optional:
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            return None
+    origin = typing.get_origin(kind) or kind
+    try:
+        if origin is list:
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return [int(item) for item in items]
+        if origin is dict:
+            if isinstance(value, dict):
+                return dict(value)
+            pairs = [item.split("=", 1) for item in value.split(",") if item]
+            return {k.strip(): yaml.safe_load(v) for k, v in pairs}
+        if origin is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if origin is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        return origin(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{source}: {key}: cannot read {value!r} as {kind}") from None
+
+
+def from_dict(values: dict, source: str, base: TrainConfig | None = None) -> TrainConfig:
+    """A config with ``values`` applied over ``base`` (the defaults when None); unknown keys are refused."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(f"{source}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
+    merged = (base or TrainConfig()).to_dict()
+    merged.update({key: parse_value(key, value, source) for key, value in values.items()})
+    try:
+        return TrainConfig(**merged)
+    except UserError as error:
+        raise UserError(f"{source}: {error}") from None
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise UserError(f"{path}: not valid YAML: {error}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise UserError(f"{path}: expected a mapping of config keys, got {type(values).__name__}")
+    return values
+
+
+def to_yaml(config: TrainConfig) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def incompatible_keys(stored: dict, current: TrainConfig) -> list[str]:
+    """Keys where ``current`` differs from the ``stored`` config of a checkpoint, as 'key: old -> new' lines,
+    ignoring ``RESUMABLE_KEYS``."""
+    now = current.to_dict()
+    keys = sorted((set(stored) | set(now)) - RESUMABLE_KEYS)
+    return [f"{key}: {stored.get(key)!r} -> {now.get(key)!r}" for key in keys if stored.get(key) != now.get(key)]

@@ -1,0 +1,58 @@
+"""``tam plot RUN... [--out PNG]``: learning curves (loss, test top-1, lr) of one or more run folders."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tam.errors import UserError
+from tam.train.metrics import METRICS_JSONL, read_metrics
+
+CURVES_PNG = "curves.png"
+
+
+def plot_runs(run_dirs: list[str | Path], out: str | Path) -> Path:
+    """Draw the curves of ``run_dirs`` side by side (one colour per run) into the PNG ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tam.train.files import write_atomic
+
+    runs = []
+    for run_dir in map(Path, run_dirs):
+        records = read_metrics(run_dir)
+        if not records:
+            raise UserError(f"{run_dir}: no {METRICS_JSONL} with epoch records; is this a training run folder?")
+        runs.append((run_dir.name, records))
+
+    figure, (loss_ax, top1_ax, lr_ax) = plt.subplots(1, 3, figsize=(15, 4.2))
+    for (name, records), colour in zip(runs, plt.rcParams["axes.prop_cycle"].by_key()["color"] * len(runs)):
+        epochs = [r["epoch"] for r in records]
+        loss_ax.plot(epochs, [r["train_loss"] for r in records], color=colour, label=f"{name} train")
+        loss_ax.plot(epochs, [r["test_loss"] for r in records], color=colour, linestyle="--", label=f"{name} test")
+        top1_ax.plot(epochs, [r["test_top1"] for r in records], color=colour, label=name)
+        lr_ax.plot(epochs, [r["lr"] for r in records], color=colour, label=name)
+    for ax, title in ((loss_ax, "loss"), (top1_ax, "test top-1 (%)"), (lr_ax, "learning rate (end of epoch)")):
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    figure.tight_layout()
+    out = write_atomic(out, lambda file: figure.savefig(file, format="png", dpi=110))
+    plt.close(figure)
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="run folders written by `tam train`")
+    parser.add_argument("--out", help=f"PNG to write (default: RUN/{CURVES_PNG} when one run is given)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.out is None and len(args.runs) > 1:
+        raise UserError("--out: required when plotting more than one run")
+    out = plot_runs(args.runs, args.out or Path(args.runs[0]) / CURVES_PNG)
+    print(out)
+    return 0
