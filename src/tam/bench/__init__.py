@@ -1,0 +1,1 @@
+"""`tam bench`: time, memory and FLOPs of the attention kinds, as files anyone can rerun and compare."""

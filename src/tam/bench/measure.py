@@ -1,0 +1,186 @@
+"""Measuring primitives: wall time, bytes saved for backward, CUDA peak memory, FLOPs, out-of-memory.
+
+Each function measures one thing about a callable and knows nothing about attention; the runner
+(:mod:`tam.bench.runner`) puts them together per configuration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.utils.flop_counter import FlopCounterMode
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Summary of repeated timings in milliseconds: median, quartiles, extremes and the repetition count."""
+
+    median_ms: float
+    q1_ms: float
+    q3_ms: float
+    min_ms: float
+    max_ms: float
+    reps: int
+
+    @classmethod
+    def from_samples(cls, samples_ms: list[float]) -> Timing:
+        if not samples_ms:
+            raise ValueError("samples_ms must hold at least one timing")
+        q1, _, q3 = statistics.quantiles(samples_ms, n=4) if len(samples_ms) > 1 else samples_ms * 3
+        return cls(statistics.median(samples_ms), q1, q3, min(samples_ms), max(samples_ms), len(samples_ms))
+
+
+def time_fn(
+    fn: Callable[[], object],
+    device: torch.device | str = "cpu",
+    *,
+    budget_s: float = 0.3,
+    min_reps: int = 3,
+    max_reps: int = 100,
+    warmup: int = 1,
+) -> Timing:
+    """Time ``fn()`` after ``warmup`` calls, repeating it about ``budget_s`` seconds in all.
+
+    The last warm-up call estimates the cost of one call; the repetition count is ``budget_s`` over that,
+    clipped to ``[min_reps, max_reps]``. On CPU each call is timed with ``time.perf_counter``; on CUDA with
+    a pair of events per call, queued back to back and read after one synchronisation.
+
+    Example:
+        >>> time_fn(lambda: torch.randn(256, 256) @ torch.randn(256, 256)).median_ms > 0
+        True
+    """
+    if warmup < 1 or min_reps < 1 or max_reps < min_reps:
+        raise ValueError(f"need warmup ≥ 1 and 1 ≤ min_reps ≤ max_reps, got {warmup}, {min_reps}, {max_reps}")
+    cuda = torch.device(device).type == "cuda"
+    for _ in range(warmup):
+        start = time.perf_counter()
+        fn()
+        if cuda:
+            torch.cuda.synchronize(device)
+        estimate = time.perf_counter() - start
+    reps = min(max(math.ceil(budget_s / max(estimate, 1e-9)), min_reps), max_reps)
+    if cuda:
+        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
+        for begin, end in events:
+            begin.record()
+            fn()
+            end.record()
+        torch.cuda.synchronize(device)
+        return Timing.from_samples([begin.elapsed_time(end) for begin, end in events])
+    samples = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return Timing.from_samples(samples)
+
+
+def saved_tensor_bytes(fn: Callable[[], object], *, exclude: Iterable[Tensor] = ()) -> int:
+    """Bytes that autograd keeps for backward while ``fn()`` runs, counted once per storage.
+
+    Every tensor packed by ``torch.autograd.graph.saved_tensors_hooks`` is charged the full size of its
+    storage (a saved view keeps its whole base alive); storages shared by several saved tensors are counted
+    once, and the storages of ``exclude`` (typically the parameters and buffers, which exist anyway) not at
+    all. The storages are held until the count is done, so no address can be freed and reused meanwhile.
+
+    Example:
+        >>> x = torch.randn(1000, requires_grad=True)
+        >>> saved_tensor_bytes(lambda: x.exp())  # exp saves its result: 1000 float32
+        4000
+    """
+    skip = {_storage_key(t) for t in exclude}
+    storages: dict[tuple[torch.device, int], torch.UntypedStorage] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        key = _storage_key(t)
+        if key not in skip:
+            storages.setdefault(key, t.untyped_storage())
+        return t
+
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(storage.nbytes() for storage in storages.values())
+
+
+def _storage_key(t: Tensor) -> tuple[torch.device, int]:
+    return t.device, t.untyped_storage().data_ptr()
+
+
+def count_flops(forward: Callable[[], Tensor], backward: Callable[[Tensor], object] | None = None) -> tuple[int, int]:
+    """FLOPs of ``out = forward()`` and of ``backward(out)``, as counted by ``FlopCounterMode``.
+
+    The counter charges 2 FLOPs per multiply-add of matmuls and convolutions and nothing for elementwise
+    ops (softmax, normalisation, residuals); it does not know the CPU fused attention kernel (counts 0).
+
+    Returns:
+        ``(forward_flops, backward_flops)``; the second is 0 without ``backward``.
+
+    Example:
+        >>> a, b = torch.randn(8, 16), torch.randn(16, 4)
+        >>> count_flops(lambda: a @ b)
+        (1024, 0)
+    """
+    with FlopCounterMode(display=False) as counter:
+        out = forward()
+        forward_flops = counter.get_total_flops()
+        if backward is not None:
+            backward(out)
+    return forward_flops, counter.get_total_flops() - forward_flops
+
+
+def cuda_peak_bytes(fn: Callable[[], object], device: torch.device | str = "cuda") -> int:
+    """Peak CUDA memory allocated while ``fn()`` runs, above what was allocated before it started."""
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    fn()
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - before
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` says an allocation failed: CUDA's ``OutOfMemoryError``, or the CPU allocator's."""
+    if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
+
+
+@contextlib.contextmanager
+def memory_limit(limit_bytes: int | None) -> Iterator[None]:
+    """Let this process map at most ``limit_bytes`` more memory while inside (Linux; elsewhere a no-op).
+
+    A CPU allocation past the limit then fails with the allocator's ``RuntimeError`` (see
+    :func:`is_out_of_memory`) instead of swapping or waking the kernel's OOM killer. Lowers the soft
+    ``RLIMIT_AS`` to the current address-space size plus ``limit_bytes`` and restores it on exit; do not
+    use it around CUDA, whose context reserves far more address space than it uses.
+    """
+    if limit_bytes is None or not sys.platform.startswith("linux"):
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    wanted = _address_space_bytes() + limit_bytes
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def _address_space_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmSize in /proc/self/status")

@@ -1,0 +1,184 @@
+"""Measure configurations: one record (a flat dict) per :class:`~tam.bench.suites.Case`."""
+
+from __future__ import annotations
+
+import datetime
+import gc
+import os
+import platform
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+
+from tam.bench.cost import analytic_flops
+from tam.bench.measure import (
+    Timing,
+    count_flops,
+    cuda_peak_bytes,
+    is_out_of_memory,
+    memory_limit,
+    saved_tensor_bytes,
+    time_fn,
+)
+from tam.bench.suites import Case
+from tam.bench.workload import Workload, build_workload
+
+MB = 2**20
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How hard to measure.
+
+    Args:
+        budget_s: seconds of timed repetitions per timing (forward, and forward+backward).
+        min_reps, max_reps: bounds on the repetition count.
+        memory_limit_bytes: on CPU, the most memory one configuration may map before it counts as out of
+            memory (``None``: no limit).
+        rss: also measure the peak RSS of a fresh subprocess per configuration (CPU only).
+    """
+
+    budget_s: float = 1.0
+    min_reps: int = 5
+    max_reps: int = 200
+    memory_limit_bytes: int | None = None
+    rss: bool = True
+
+
+def measure_case(
+    case: Case,
+    device: torch.device | str,
+    settings: Settings,
+    build: Callable[[Case, torch.device], Workload] = build_workload,
+) -> dict:
+    """Measure ``case`` on ``device``; running out of memory is recorded in the record, never raised.
+
+    Phases, from the least memory to the most: build, forward (eval mode, ``inference_mode``), bytes saved
+    for backward (one train-mode forward), FLOPs (one forward+backward), timed training steps, and on
+    CUDA the allocator peak of one step. The first phase that runs out of memory sets ``status="oom"`` and
+    ``error``; what was measured before it stays in the record.
+
+    Returns:
+        a dict with the fields of ``case`` and ``device``, ``status``, ``error``, ``params``,
+        ``forward_ms`` (+ ``_q1``/``_q3``/``_reps``), ``time_ms`` (forward+backward, or the training step of a
+        network; + quartiles, extremes, reps), ``saved_mb``, ``peak_mb`` (CUDA), ``rss_mb`` (CPU subprocess),
+        ``memory_mb`` (``peak_mb`` on CUDA, ``saved_mb`` on CPU), ``flops`` and ``flops_backward`` (counted),
+        ``flops_analytic``.
+    """
+    device = torch.device(device)
+    cpu = device.type == "cpu"
+    record: dict = {
+        **case.to_dict(),
+        "embed_channels": case.embed_channels,
+        "device": device.type,
+        "status": "ok",
+        "error": None,
+        "params": None,
+        "flops": None,
+        "flops_backward": None,
+        "flops_analytic": analytic_flops(case),
+        "saved_mb": None,
+        "peak_mb": None,
+        "rss_mb": None,
+        "memory_mb": None,
+    }
+    timing = dict(budget_s=settings.budget_s, min_reps=settings.min_reps, max_reps=settings.max_reps)
+    phase = "build"
+    workload = None
+    try:
+        with memory_limit(settings.memory_limit_bytes if cpu else None):
+            workload = build(case, device)
+            record["params"] = workload.params
+
+            phase = "forward"
+            workload.module.eval()
+            with torch.inference_mode():
+                record.update(_timing("forward", time_fn(workload.forward, device, **timing)))
+            workload.module.train()
+
+            phase = "saved tensors"
+            exclude = (*workload.module.parameters(), *workload.module.buffers())
+            record["saved_mb"] = saved_tensor_bytes(workload.forward, exclude=exclude) / MB
+
+            phase = "FLOP count"
+            record["flops"], record["flops_backward"] = count_flops(workload.forward, workload.backward)
+
+            phase = "forward+backward"
+            record.update(_timing("time", time_fn(workload.step, device, **timing)))
+            if not cpu:
+                phase = "peak memory"
+                record["peak_mb"] = cuda_peak_bytes(workload.step, device) / MB
+    except Exception as error:
+        if not is_out_of_memory(error):
+            raise
+        record["status"] = "oom"
+        record["error"] = f"out of memory in {phase}: {str(error).splitlines()[0][:200]}"
+    finally:
+        del workload
+        gc.collect()
+        if not cpu:
+            torch.cuda.empty_cache()
+    record["memory_mb"] = record["saved_mb"] if cpu else record["peak_mb"]
+    if cpu and settings.rss and record["status"] == "ok":
+        from tam.bench.rss import peak_rss_bytes
+
+        try:
+            record["rss_mb"] = peak_rss_bytes(case, settings.memory_limit_bytes) / MB
+        except MemoryError as error:
+            record["error"] = f"peak RSS: {error}"
+    return record
+
+
+def _timing(prefix: str, t: Timing) -> dict:
+    return {
+        f"{prefix}_ms": t.median_ms,
+        f"{prefix}_q1_ms": t.q1_ms,
+        f"{prefix}_q3_ms": t.q3_ms,
+        f"{prefix}_min_ms": t.min_ms,
+        f"{prefix}_max_ms": t.max_ms,
+        f"{prefix}_reps": t.reps,
+    }
+
+
+def run_cases(
+    cases: Iterable[Case], device: torch.device | str, settings: Settings, *, progress: bool = True
+) -> list[dict]:
+    """Measure every case in order, with a progress bar; each record carries :func:`environment`."""
+    from tqdm import tqdm
+
+    records = []
+    with tqdm(list(cases), desc="tam bench", unit="config", disable=not progress, dynamic_ncols=True) as bar:
+        for case in bar:
+            bar.set_postfix_str(case.label())
+            env = environment(device)
+            records.append({**measure_case(case, device, settings), **env})
+    return records
+
+
+def environment(device: torch.device | str) -> dict:
+    """Where and when a number is taken: machine, threads, load average, versions, date (UTC)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = f"{_cpu_model()} ({os.cpu_count()} logical cores)"
+    return {
+        "device_name": name,
+        "threads": torch.get_num_threads(),
+        "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -1,0 +1,97 @@
+"""What the benchmark measures: the attention kinds, one configuration (:class:`Case`), and the suites' grids.
+
+Suites (full grid; ``--quick`` in brackets):
+
+- ``heads``: 1, 2, 4, 8, 16 heads [1, 4, 16] at 32², 64 channels, batch 32 [8].
+- ``resolution``: 8², 16², 32², 56², 112² [8², 16², 32²], 1 head, 64 channels, batch 8.
+- ``blocks``: 1 to 4 stacked blocks [1, 2] at 32², 1 head, 64 channels, batch 32 [8].
+- ``network``: a training step of ``preresnet56`` [``preresnet20``], batch 32, one block per stage, against
+  the same model without attention (kind ``none``).
+
+Every block suite runs every kind, ``floor`` included; the embed width is ``channels // 2`` throughout, so
+heads only change the head width ``d = E / h``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+# kind -> (kind of tam.create_attention, its options); "none" exists only in the network suite.
+KINDS: dict[str, tuple[str, dict[str, str]]] = {
+    "tam": ("tam", {}),
+    "nl": ("nl", {"impl": "naive"}),
+    "nl_sdpa": ("nl", {"impl": "sdpa"}),
+    "cc": ("cc", {}),
+    "floor": ("floor", {}),
+}
+NETWORK_KINDS = ("none", *KINDS)
+SUITES = ("heads", "resolution", "blocks", "network")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One configuration: a kind of attention at a size, in a suite.
+
+    For block suites, ``channels`` and ``side`` are the block's input ``[batch, channels, side, side]`` and
+    ``blocks`` the number stacked. For the network suite, ``model`` names a registry model whose stages get
+    ``attention_blocks`` blocks each, and ``channels``/``side`` describe the image input.
+    """
+
+    suite: str
+    kind: str
+    heads: int
+    side: int
+    channels: int
+    batch: int
+    blocks: int = 1
+    model: str | None = None
+    attention_blocks: tuple[int, ...] | None = None
+
+    @property
+    def embed_channels(self) -> int:
+        return self.channels // 2
+
+    def label(self) -> str:
+        where = self.model or f"{self.channels}ch"
+        return f"{self.suite} {self.kind} h{self.heads} {self.side}² b{self.batch} x{self.blocks} {where}"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Case:
+        data = dict(data)
+        if data.get("attention_blocks") is not None:
+            data["attention_blocks"] = tuple(data["attention_blocks"])
+        return cls(**data)
+
+
+def suite_cases(suite: str, *, quick: bool = False, kinds: tuple[str, ...] | None = None) -> list[Case]:
+    """The configurations of ``suite``, in the order they run (cheap to expensive within a kind).
+
+    Args:
+        suite: one of :data:`SUITES`.
+        quick: the reduced grid of ``tam bench --quick``.
+        kinds: restrict to these kinds (default: all of :data:`KINDS`; the network suite adds ``none``).
+    """
+    if suite not in SUITES:
+        raise ValueError(f"suite must be one of {SUITES}, got {suite!r}")
+    chosen = tuple(KINDS) if kinds is None else kinds
+    unknown = sorted(set(chosen) - set(KINDS))
+    if unknown:
+        raise ValueError(f"kinds must be among {tuple(KINDS)}, got {unknown}")
+    if suite == "network":
+        model = "preresnet20" if quick else "preresnet56"
+        network_kinds = [k for k in NETWORK_KINDS if k == "none" or k in chosen]
+        return [
+            Case("network", kind, 1, 32, 3, 32, blocks=3, model=model, attention_blocks=(1, 1, 1))
+            for kind in network_kinds
+        ]
+    if suite == "heads":
+        grid = [dict(heads=h, side=32, batch=8 if quick else 32) for h in ((1, 4, 16) if quick else (1, 2, 4, 8, 16))]
+    elif suite == "resolution":
+        grid = [dict(heads=1, side=s, batch=8) for s in ((8, 16, 32) if quick else (8, 16, 32, 56, 112))]
+    else:
+        grid = [dict(heads=1, side=32, batch=8 if quick else 32, blocks=b) for b in ((1, 2) if quick else (1, 2, 3, 4))]
+    return [Case(suite, kind, channels=64, **point) for kind in chosen for point in grid]

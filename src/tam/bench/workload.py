@@ -1,0 +1,73 @@
+"""What one configuration runs: a module, its inputs, a loss and, for a network, an SGD step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from tam.bench.suites import KINDS, Case
+
+
+@dataclass
+class Workload:
+    """A module with fixed inputs, run as forward or as a training step.
+
+    ``loss(output)`` reduces the output to the scalar that ``backward`` differentiates; ``optimizer``, when
+    set, makes the step a full training step (``zero_grad``, forward, backward, ``optimizer.step()``).
+    """
+
+    module: nn.Module
+    inputs: tuple[Tensor, ...]
+    loss: Callable[[Tensor], Tensor]
+    optimizer: torch.optim.Optimizer | None = None
+
+    def forward(self) -> Tensor:
+        return self.module(*self.inputs)
+
+    def backward(self, output: Tensor) -> None:
+        self.loss(output).backward()
+        if self.optimizer is not None:
+            self.optimizer.step()
+
+    def step(self) -> None:
+        """One training step; gradients are dropped first, so every step allocates them afresh."""
+        for tensor in (*self.module.parameters(), *self.inputs):
+            tensor.grad = None
+        self.backward(self.forward())
+
+    @property
+    def params(self) -> int:
+        return sum(p.numel() for p in self.module.parameters())
+
+
+def build_workload(case: Case, device: torch.device | str = "cpu") -> Workload:
+    """Build the module and inputs of ``case`` on ``device``, in train mode, float32, seeded.
+
+    A block receives ``x: [batch, channels, side, side]`` that requires grad, as an activation inside a
+    network would, and backpropagates ``y.sum()``. A network receives images and labels and takes an SGD
+    step (lr 0.1, momentum 0.9, weight decay 5e-4: the thesis recipe) on the cross-entropy.
+    """
+    torch.manual_seed(0)
+    if case.model is not None:
+        from tam.models import create_model
+
+        attention = {}
+        if case.kind != "none":
+            kind, options = KINDS[case.kind]
+            attention = dict(attention=kind, attention_blocks=case.attention_blocks, heads=case.heads, **options)
+        model = create_model(case.model, num_classes=10, **attention).to(device)
+        images = torch.randn(case.batch, case.channels, case.side, case.side, device=device)
+        labels = torch.randint(0, 10, (case.batch,), device=device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+        return Workload(model.train(), (images,), lambda logits: F.cross_entropy(logits, labels), optimizer)
+
+    from tam.layers import create_attention
+
+    kind, options = KINDS[case.kind]
+    block = create_attention(kind, case.channels, blocks=case.blocks, heads=case.heads, **options).to(device)
+    x = torch.randn(case.batch, case.channels, case.side, case.side, device=device, requires_grad=True)
+    return Workload(block.train(), (x,), torch.sum)
