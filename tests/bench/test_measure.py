@@ -111,3 +111,13 @@ def test_memory_limit_turns_a_huge_allocation_into_an_error_and_is_lifted():
 def test_memory_limit_none_is_no_limit():
     with memory_limit(None):
         assert torch.ones(10).sum() == 10
+
+
+def test_flops_of_cpu_fused_attention_are_counted():
+    b, h, n, d = 2, 3, 64, 8
+    q, k, v = (torch.randn(b, h, n, d, requires_grad=True) for _ in range(3))
+    forward, backward = count_flops(
+        lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v), lambda out: out.sum().backward()
+    )
+    assert forward == 2 * (2 * b * h * n * n * d)  # q kᵀ and w v
+    assert backward == 5 * forward // 2  # recomputes q kᵀ, then four gradient matmuls (torch's formula)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 
 @dataclass(frozen=True)
@@ -115,11 +115,27 @@ def _storage_key(t: Tensor) -> tuple[torch.device, int]:
     return t.device, t.untyped_storage().data_ptr()
 
 
+def _cpu_sdpa_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query, key, value)
+
+
+def _cpu_sdpa_backward_flops(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_backward_flop_count(grad_out, query, key, value)
+
+
+# FlopCounterMode knows the CUDA fused attention kernels but not the CPU one, which it would count as 0.
+CPU_ATTENTION_FLOPS = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops,
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_sdpa_backward_flops,
+}
+
+
 def count_flops(forward: Callable[[], Tensor], backward: Callable[[Tensor], object] | None = None) -> tuple[int, int]:
     """FLOPs of ``out = forward()`` and of ``backward(out)``, as counted by ``FlopCounterMode``.
 
-    The counter charges 2 FLOPs per multiply-add of matmuls and convolutions and nothing for elementwise
-    ops (softmax, normalisation, residuals); it does not know the CPU fused attention kernel (counts 0).
+    The counter charges 2 FLOPs per multiply-add of matmuls, convolutions and fused attention (the CPU
+    kernel through :data:`CPU_ATTENTION_FLOPS`) and nothing for elementwise ops (softmax, normalisation,
+    residuals).
 
     Returns:
         ``(forward_flops, backward_flops)``; the second is 0 without ``backward``.
@@ -129,7 +145,7 @@ def count_flops(forward: Callable[[], Tensor], backward: Callable[[Tensor], obje
         >>> count_flops(lambda: a @ b)
         (1024, 0)
     """
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False, custom_mapping=CPU_ATTENTION_FLOPS) as counter:
         out = forward()
         forward_flops = counter.get_total_flops()
         if backward is not None:

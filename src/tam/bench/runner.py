@@ -82,6 +82,8 @@ def measure_case(
         "peak_mb": None,
         "rss_mb": None,
         "memory_mb": None,
+        **_timing("forward", None),
+        **_timing("time", None),
     }
     timing = dict(budget_s=settings.budget_s, min_reps=settings.min_reps, max_reps=settings.max_reps)
     phase = "build"
@@ -130,15 +132,10 @@ def measure_case(
     return record
 
 
-def _timing(prefix: str, t: Timing) -> dict:
-    return {
-        f"{prefix}_ms": t.median_ms,
-        f"{prefix}_q1_ms": t.q1_ms,
-        f"{prefix}_q3_ms": t.q3_ms,
-        f"{prefix}_min_ms": t.min_ms,
-        f"{prefix}_max_ms": t.max_ms,
-        f"{prefix}_reps": t.reps,
-    }
+def _timing(prefix: str, t: Timing | None) -> dict:
+    names = ("ms", "q1_ms", "q3_ms", "min_ms", "max_ms", "reps")
+    values = (t.median_ms, t.q1_ms, t.q3_ms, t.min_ms, t.max_ms, t.reps) if t else (None,) * len(names)
+    return {f"{prefix}_{name}": value for name, value in zip(names, values)}
 
 
 def run_cases(

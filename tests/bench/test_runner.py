@@ -1,0 +1,75 @@
+"""The runner on plain torch workloads: a full record, and running out of memory recorded, not raised."""
+
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from tam.bench.runner import Settings, measure_case, run_cases
+from tam.bench.suites import Case
+from tam.bench.workload import Workload
+
+FAST = Settings(budget_s=0.01, min_reps=2, max_reps=3, rss=False)
+CASE = Case("heads", "floor", heads=1, side=8, channels=4, batch=2)
+
+
+def conv_workload(case, device):
+    conv = nn.Conv2d(case.channels, case.channels, 1, bias=False).to(device)
+    x = torch.randn(case.batch, case.channels, case.side, case.side, device=device, requires_grad=True)
+    return Workload(conv, (x,), torch.sum)
+
+
+def test_record_of_a_plain_convolution():
+    record = measure_case(CASE, "cpu", FAST, build=conv_workload)
+    assert record["status"] == "ok" and record["error"] is None
+    assert record["params"] == 4 * 4
+    assert record["flops"] == 2 * (2 * 8 * 8) * 4 * 4
+    assert record["flops_backward"] == 2 * record["flops"]  # grad of the input and of the weight
+    assert record["saved_mb"] * 2**20 == 2 * 4 * 8 * 8 * 4  # the input; the weight is a parameter
+    assert record["memory_mb"] == record["saved_mb"]
+    assert 2 <= record["time_reps"] <= 3 and record["time_ms"] > 0 and record["forward_ms"] > 0
+    assert record["kind"] == "floor" and record["device"] == "cpu" and record["side"] == 8
+
+
+def test_oom_in_backward_is_recorded_and_earlier_numbers_kept():
+    def oom_on_backward(case, device):
+        workload = conv_workload(case, device)
+
+        def loss(out):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 64.00 GiB")
+
+        return Workload(workload.module, workload.inputs, loss)
+
+    record = measure_case(CASE, "cpu", FAST, build=oom_on_backward)
+    assert record["status"] == "oom"
+    assert "FLOP count" in record["error"] and "64.00 GiB" in record["error"]
+    assert record["forward_ms"] > 0 and record["saved_mb"] > 0  # measured before the failure
+    assert record["time_ms"] is None and record["flops"] is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the memory limit is enforced on Linux")
+def test_real_cpu_allocation_failure_is_recorded():
+    def huge(case, device):
+        return torch.empty(1 << 32, dtype=torch.uint8)  # 4 GiB against a 64 MiB limit
+
+    settings = Settings(budget_s=0.01, min_reps=1, max_reps=1, memory_limit_bytes=64 << 20, rss=False)
+    record = measure_case(CASE, "cpu", settings, build=huge)
+    assert record["status"] == "oom" and "build" in record["error"]
+    assert record["time_ms"] is None and record["memory_mb"] is None
+
+
+def test_other_errors_are_raised():
+    def broken(case, device):
+        raise ValueError("heads=3 must divide embed_channels")
+
+    with pytest.raises(ValueError, match="heads=3"):
+        measure_case(CASE, "cpu", FAST, build=broken)
+
+
+def test_run_cases_records_the_environment():
+    records = run_cases([Case("heads", "floor", heads=1, side=4, channels=4, batch=1)], "cpu", FAST, progress=False)
+    assert len(records) == 1
+    record = records[0]
+    assert record["torch"] == torch.__version__ and record["threads"] == torch.get_num_threads()
+    assert record["device_name"] and record["date"]
