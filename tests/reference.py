@@ -1,0 +1,126 @@
+"""Written-out references: loops over positions and heads, independent of tam.functional.
+
+Slow by design; use them on tiny float64 inputs only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def non_local_scale(q, k, v):
+    """a_i = s·Σ_j (q_i·k_j) v_j, s = 1/sqrt(Nk·d). q, k: [B, h, d, N*]; v: [B, h, dv, Nk]."""
+    batch, heads, d, nq = q.shape
+    nk = k.shape[-1]
+    s = 1.0 / math.sqrt(nk * d)
+    out = q.new_zeros(batch, heads, v.shape[2], nq)
+    for b in range(batch):
+        for h in range(heads):
+            for i in range(nq):
+                for j in range(nk):
+                    out[b, h, :, i] += s * torch.dot(q[b, h, :, i], k[b, h, :, j]) * v[b, h, :, j]
+    return out
+
+
+def non_local_softmax(q, k, v, tau=1.0):
+    """a_i = Σ_j softmax_j(τ q_i·k_j) v_j."""
+    batch, heads, _, nq = q.shape
+    nk = k.shape[-1]
+    out = q.new_zeros(batch, heads, v.shape[2], nq)
+    for b in range(batch):
+        for h in range(heads):
+            for i in range(nq):
+                logits = [tau * torch.dot(q[b, h, :, i], k[b, h, :, j]) for j in range(nk)]
+                top = max(logits)
+                weights = [torch.exp(logit - top) for logit in logits]
+                total = sum(weights)
+                for j in range(nk):
+                    out[b, h, :, i] += weights[j] / total * v[b, h, :, j]
+    return out
+
+
+def transposed_softmax(q, k, v):
+    """M[r, c] = softmax_c(Σ_n v[r, n] k[c, n] / sqrt(N)); a[:, n] = M q[:, n] / sqrt(d)."""
+    batch, heads, d, n = q.shape
+    dv = v.shape[2]
+    out = q.new_zeros(batch, heads, dv, n)
+    for b in range(batch):
+        for h in range(heads):
+            for r in range(dv):
+                logits = [torch.dot(v[b, h, r], k[b, h, c]) / math.sqrt(n) for c in range(d)]
+                top = max(logits)
+                weights = [torch.exp(logit - top) for logit in logits]
+                total = sum(weights)
+                for c in range(d):
+                    out[b, h, r] += weights[c] / total * q[b, h, c] / math.sqrt(d)
+    return out
+
+
+def criss_cross(q, k, v):
+    """Each (i, j) attends over row i and column j, itself once. q, k: [B, h, d, H, W]."""
+    batch, heads, _, height, width = q.shape
+    out = q.new_zeros(batch, heads, v.shape[2], height, width)
+    for b in range(batch):
+        for h in range(heads):
+            for i in range(height):
+                for j in range(width):
+                    keys = [(i, w) for w in range(width)] + [(u, j) for u in range(height) if u != i]
+                    logits = [torch.dot(q[b, h, :, i, j], k[b, h, :, u, w]) for u, w in keys]
+                    top = max(logits)
+                    weights = [torch.exp(logit - top) for logit in logits]
+                    total = sum(weights)
+                    for (u, w), weight in zip(keys, weights):
+                        out[b, h, :, i, j] += weight / total * v[b, h, :, u, w]
+    return out
+
+
+def sincos(channels, spatial):
+    """Channel c of axis group a: sin/cos(p_a·10000^(-2·(i//2)/size)), i its index in the group."""
+    axes = len(spatial)
+    sizes = [channels // axes + (1 if a < channels % axes else 0) for a in range(axes)]
+    positions = list(torch.cartesian_prod(*[torch.arange(n) for n in spatial]).reshape(-1, axes).tolist())
+    table = torch.zeros(channels, len(positions), dtype=torch.float64)
+    c = 0
+    for axis, size in enumerate(sizes):
+        for i in range(size):
+            omega = 10000.0 ** (-2 * (i // 2) / size)
+            for n, pos in enumerate(positions):
+                angle = pos[axis] * omega
+                table[c, n] = math.sin(angle) if i % 2 == 0 else math.cos(angle)
+            c += 1
+    return table
+
+
+def block(layer, x, core):
+    """The block shell of DESIGN §1 written out, with `core(q, k, v, spatial)` over per-head tensors.
+
+    Uses the layer's weights; BN in training mode (batch statistics, biased variance).
+    """
+    batch, channels, *spatial = x.shape
+    n = math.prod(spatial)
+    flat = x.reshape(batch, channels, n)
+    w_theta, w_phi, w_g, w_z = (conv.weight[:, :, 0] for conv in (layer.theta, layer.phi, layer.g, layer.z))
+    shifted = flat + sincos(channels, spatial).to(x.dtype) if layer.pos_encoding == "sincos" else flat
+    q = torch.einsum("ec,bcn->ben", w_theta, shifted)
+    k = torch.einsum("ec,bcn->ben", w_phi, shifted)
+    v = torch.einsum("ec,bcn->ben", w_g, flat)
+    heads, d = layer.heads, layer.head_channels
+    q, k, v = (t.reshape(batch, heads, d, n) for t in (q, k, v))
+    if getattr(layer, "subsample", False):
+        pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[len(spatial)]
+        k, v = (pool(t.reshape(batch, heads * d, *spatial), 2, ceil_mode=True).reshape(batch, heads, d, -1)
+                for t in (k, v))
+    geometry = getattr(layer, "geometry", "full")
+    if geometry == "magnitude":
+        q, k = q.norm(dim=2, keepdim=True), k.norm(dim=2, keepdim=True)
+    elif geometry == "direction":
+        q, k = q / (q.norm(dim=2, keepdim=True) + 1e-6), k / (k.norm(dim=2, keepdim=True) + 1e-6)
+    a = core(q, k, v, spatial).reshape(batch, heads * d, n)
+    y = torch.einsum("ce,ben->bcn", w_z, a)
+    mean = y.mean(dim=(0, 2), keepdim=True)
+    var = y.var(dim=(0, 2), unbiased=False, keepdim=True)
+    y = (y - mean) / torch.sqrt(var + layer.bn.eps) * layer.bn.weight[:, None] + layer.bn.bias[:, None]
+    return x + y.reshape(x.shape)

@@ -1,0 +1,148 @@
+"""Each functional core against its written-out reference, in float64, with gradients."""
+
+import pytest
+import torch
+
+import reference
+from tam import functional as TF
+
+torch.manual_seed(0)
+
+
+def rand(*shape):
+    return torch.randn(*shape, dtype=torch.float64)
+
+
+def assert_close(actual, expected, rtol=1e-10):
+    scale = expected.abs().max().clamp_min(1e-30)
+    assert (actual - expected).abs().max() / scale <= rtol
+
+
+# Positions as they come from 1-D (L=5), 2-D (3×4) and 3-D (2×2×3) grids, flattened.
+POSITIONS = [5, 12, 12]
+
+
+@pytest.mark.parametrize("n", POSITIONS)
+def test_transposed_scale_equals_non_local_scale_reference(n):
+    q, k, v = rand(2, 3, 4, n), rand(2, 3, 4, n), rand(2, 3, 4, n)
+    assert_close(TF.transposed_attention(q, k, v), reference.non_local_scale(q, k, v))
+
+
+@pytest.mark.parametrize("n", POSITIONS)
+def test_transposed_softmax_matches_reference(n):
+    q, k, v = rand(2, 2, 3, n), rand(2, 2, 3, n), rand(2, 2, 5, n)
+    assert_close(TF.transposed_attention(q, k, v, normalization="softmax"), reference.transposed_softmax(q, k, v))
+
+
+@pytest.mark.parametrize("n", POSITIONS)
+@pytest.mark.parametrize("impl", ["naive", "sdpa", "auto"])
+def test_non_local_softmax_matches_reference(n, impl):
+    q, k, v = rand(2, 2, 3, n), rand(2, 2, 3, n), rand(2, 2, 3, n)
+    out = TF.non_local_attention(q, k, v, softmax_scale=0.7, impl=impl)
+    assert_close(out, reference.non_local_softmax(q, k, v, tau=0.7))
+
+
+def test_non_local_scale_matches_reference_with_fewer_keys():
+    q, k, v = rand(1, 2, 3, 12), rand(1, 2, 3, 4), rand(1, 2, 5, 4)
+    out = TF.non_local_attention(q, k, v, normalization="scale")
+    assert_close(out, reference.non_local_scale(q, k, v))
+
+
+@pytest.mark.parametrize("grid", [(3, 4), (1, 5), (4, 1), (2, 2)])
+def test_criss_cross_matches_reference(grid):
+    q, k, v = rand(2, 2, 3, *grid), rand(2, 2, 3, *grid), rand(2, 2, 4, *grid)
+    assert_close(TF.criss_cross_attention(q, k, v), reference.criss_cross(q, k, v))
+
+
+@pytest.mark.parametrize("bad", [(2, 2, 3, 12), (2, 2, 3, 2, 2, 3)])
+def test_criss_cross_refuses_other_than_2d(bad):
+    with pytest.raises(ValueError, match="q must have 5 dims"):
+        TF.criss_cross_attention(rand(*bad), rand(*bad), rand(*bad))
+
+
+def test_criss_cross_map_rows_sum_to_one_and_vanish_off_the_cross():
+    q, k = rand(1, 2, 3, 4, 5), rand(1, 2, 3, 4, 5)
+    queries = torch.tensor([0, 7, 19])
+    m = TF.criss_cross_map(q, k, queries).reshape(1, 2, 3, 4, 5)
+    assert_close(m.sum(dim=(-1, -2)), torch.ones(1, 2, 3, dtype=torch.float64))
+    for slot, flat in enumerate(queries.tolist()):
+        i, j = divmod(flat, 5)
+        cross = torch.zeros(4, 5, dtype=torch.bool)
+        cross[i, :] = cross[:, j] = True
+        assert (m[0, :, slot][:, ~cross] == 0).all()
+        assert (m[0, :, slot][:, cross] > 0).all()
+
+
+def test_criss_cross_map_reproduces_the_attention():
+    q, k, v = rand(1, 2, 3, 3, 4), rand(1, 2, 3, 3, 4), rand(1, 2, 2, 3, 4)
+    m = TF.criss_cross_map(q, k, torch.arange(12))  # [B, h, N, N]
+    out = torch.matmul(v.flatten(-2), m.transpose(-1, -2)).unflatten(-1, (3, 4))
+    assert_close(out, TF.criss_cross_attention(q, k, v))
+
+
+def test_non_local_map_reproduces_the_attention():
+    q, k, v = rand(2, 2, 3, 6), rand(2, 2, 3, 6), rand(2, 2, 3, 6)
+    for norm in ["softmax", "scale"]:
+        w = TF.non_local_map(q, k, normalization=norm)
+        assert_close(torch.matmul(v, w.transpose(-1, -2)), TF.non_local_attention(q, k, v, normalization=norm,
+                                                                                  impl="naive"))
+
+
+def test_geometry_factors():
+    t = rand(2, 3, 4, 5)
+    assert TF.apply_geometry(t, "full") is t
+    magnitude = TF.apply_geometry(t, "magnitude")
+    assert magnitude.shape == (2, 3, 1, 5)
+    assert_close(magnitude[0, 0, 0, 0], t[0, 0, :, 0].norm())
+    direction = TF.apply_geometry(t, "direction")
+    assert_close(direction.norm(dim=2), torch.ones(2, 3, 5, dtype=torch.float64), rtol=1e-5)
+    assert_close(direction * magnitude, t, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "core",
+    [
+        lambda q, k, v: TF.transposed_attention(q, k, v),
+        lambda q, k, v: TF.transposed_attention(q, k, v, normalization="softmax"),
+        lambda q, k, v: TF.non_local_attention(q, k, v, impl="naive"),
+        lambda q, k, v: TF.non_local_attention(q, k, v, impl="sdpa"),
+        lambda q, k, v: TF.non_local_attention(q, k, v, normalization="scale"),
+        lambda q, k, v: TF.criss_cross_attention(*(t.unflatten(-1, (2, 3)) for t in (q, k, v))),
+    ],
+    ids=["tam-scale", "tam-softmax", "nl-naive", "nl-sdpa", "nl-scale", "cc"],
+)
+def test_gradcheck_cores(core):
+    q, k, v = (rand(1, 2, 3, 6).requires_grad_() for _ in range(3))
+    assert torch.autograd.gradcheck(core, (q, k, v))
+
+
+def test_sdpa_equals_naive_in_float32():
+    q, k, v = (torch.randn(4, 8, 16, 256) for _ in range(3))
+    naive = TF.non_local_attention(q, k, v, impl="naive")
+    fused = TF.non_local_attention(q, k, v, impl="sdpa")
+    torch.testing.assert_close(fused, naive, rtol=1e-5, atol=1e-5)
+
+
+def test_auto_sends_softmax_to_the_fused_kernel():
+    q, k, v = (torch.randn(4, 8, 16, 256) for _ in range(3))
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        TF.non_local_attention(q, k, v, impl="auto")
+    names = {event.name for event in prof.events()}
+    assert not any("attention_math" in name for name in names), names
+    assert any("flash_attention" in name or "efficient_attention" in name for name in names), names
+
+
+def test_bad_arguments_name_themselves():
+    q = rand(1, 1, 2, 4)
+    with pytest.raises(ValueError, match="normalization"):
+        TF.transposed_attention(q, q, q, normalization="relu")
+    with pytest.raises(ValueError, match="impl"):
+        TF.non_local_attention(q, q, q, impl="flash")
+    with pytest.raises(ValueError, match="impl='sdpa'.*softmax"):
+        TF.non_local_attention(q, q, q, normalization="scale", impl="sdpa")
+    with pytest.raises(TypeError, match="normalization"):
+        TF.transposed_attention(q, q, q, normalization=1)
+    with pytest.raises(ValueError, match="same width"):
+        TF.transposed_attention(q, rand(1, 1, 3, 4), q)
+    with pytest.raises(ValueError, match="q must have 4 dims"):
+        TF.transposed_attention(rand(1, 2, 4), q, q)
