@@ -68,7 +68,7 @@ class Case:
 
 
 def suite_cases(suite: str, *, quick: bool = False, kinds: tuple[str, ...] | None = None) -> list[Case]:
-    """The configurations of ``suite``, in the order they run (cheap to expensive within a kind).
+    """The configurations of ``suite``, in the order they run: every kind at each grid point, small to large.
 
     Args:
         suite: one of :data:`SUITES`.
@@ -94,4 +94,6 @@ def suite_cases(suite: str, *, quick: bool = False, kinds: tuple[str, ...] | Non
         grid = [dict(heads=1, side=s, batch=8) for s in ((8, 16, 32) if quick else (8, 16, 32, 56, 112))]
     else:
         grid = [dict(heads=1, side=32, batch=8 if quick else 32, blocks=b) for b in ((1, 2) if quick else (1, 2, 3, 4))]
-    return [Case(suite, kind, channels=64, **point) for kind in chosen for point in grid]
+    # All kinds at one point before the next point: a load change on a shared machine then hits the
+    # configurations that are compared with each other alike.
+    return [Case(suite, kind, channels=64, **point) for point in grid for kind in chosen]

@@ -1,0 +1,116 @@
+"""`tam bench`: time, memory and FLOPs of every attention kind, written as JSON, Markdown and PNG plots.
+
+Example:
+    tam bench --quick --out results/bench/cpu-quick      # reduced grid, under 2 minutes on 2 CPU cores
+    tam bench --suite heads resolution --out runs/bench  # full grids
+    tam bench --device cuda --out results/bench/h100
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from tam.bench.suites import KINDS, SUITES
+from tam.errors import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--suite", nargs="+", choices=(*SUITES, "all"), default=["all"],
+        help="suites to run (default: all): heads, resolution, blocks, network",
+    )
+    parser.add_argument(
+        "--kinds", nargs="+", choices=tuple(KINDS), default=list(KINDS),
+        help="attention kinds to measure (default: all; nl is the naive Non-local, nl_sdpa the fused one)",
+    )
+    parser.add_argument("--quick", action="store_true", help="reduced grid and fewer repetitions (< 2 min on CPU)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument("--out", default="runs/bench", help="output folder (default: runs/bench)")
+    parser.add_argument(
+        "--budget", type=float, default=None, metavar="SECONDS",
+        help="seconds of timed repetitions per timing (default: 0.1 with --quick, else 1.0)",
+    )
+    parser.add_argument(
+        "--memory-limit", type=float, default=None, metavar="GB",
+        help="CPU only: memory one configuration may take before it counts as out of memory "
+        "(default: half of the memory available at start)",
+    )
+    parser.add_argument(
+        "--rss", action=argparse.BooleanOptionalAction, default=None,
+        help="CPU only: peak RSS of each configuration in a fresh process (default: on, off with --quick)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from tam.bench.report import write_report
+    from tam.bench.runner import Settings, run_cases
+    from tam.bench.suites import suite_cases
+
+    device = _device(args.device)
+    out = _out_dir(args.out)
+    if args.budget is not None and not args.budget > 0:
+        raise UserError(f"--budget must be a positive number of seconds, got {args.budget}")
+    if args.memory_limit is not None and not args.memory_limit > 0:
+        raise UserError(f"--memory-limit must be a positive number of GB, got {args.memory_limit}")
+    cpu = device.type == "cpu"
+    if args.rss and not cpu:
+        raise UserError(f"--rss measures CPU memory; with --device {args.device} the CUDA allocator peak is used")
+    limit = args.memory_limit * 2**30 if args.memory_limit else _available_memory() // 2 if cpu else None
+    settings = Settings(
+        budget_s=args.budget or (0.1 if args.quick else 1.0),
+        min_reps=3 if args.quick else 5,
+        max_reps=50 if args.quick else 200,
+        memory_limit_bytes=int(limit) if cpu and limit else None,
+        rss=cpu and (args.rss if args.rss is not None else not args.quick),
+    )
+    suites = SUITES if "all" in args.suite else tuple(s for s in SUITES if s in args.suite)
+    cases = [case for suite in suites for case in suite_cases(suite, quick=args.quick, kinds=tuple(args.kinds))]
+    start = time.perf_counter()
+    records = run_cases(cases, device, settings)
+    paths = write_report(records, out)
+    oom = sum(r["status"] == "oom" for r in records)
+    print(
+        f"{len(records)} configurations ({oom} out of memory) on {records[0]['device_name']} "
+        f"in {time.perf_counter() - start:.0f} s; torch {torch.__version__}"
+    )
+    for path in paths:
+        print(f"  {path}")
+    return 0
+
+
+def _device(name: str):
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise UserError(f"--device {name!r} is not a device: {error}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"--device must be cpu or cuda[:N], got {name!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available on this machine (torch {torch.__version__})")
+    return device
+
+
+def _out_dir(name: str):
+    from pathlib import Path
+
+    out = Path(name)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {name}: exists and is not a folder")
+    return out
+
+
+def _available_memory() -> int:
+    """Bytes of memory available now (``MemAvailable``), or 8 GiB where the system does not say."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 * 2**30

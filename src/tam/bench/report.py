@@ -1,0 +1,279 @@
+"""Benchmark records to files: ``results.json``, ``results.md`` (tables, ratios, fitted exponents), PNG plots.
+
+Every file is written to a temporary name beside it and renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+KIND_ORDER = ("none", "floor", "tam", "cc", "nl_sdpa", "nl")
+# The x axis of each suite: the field that varies within it.
+AXIS = {"heads": "heads", "resolution": "side", "blocks": "blocks", "network": "model"}
+SAME_SETUP = ("suite", "device", "heads", "side", "channels", "batch", "blocks", "model")
+
+
+def write_report(records: Sequence[dict], out_dir: str | os.PathLike) -> list[Path]:
+    """Write ``results.json``, ``results.md`` and one PNG per plotted suite into ``out_dir``.
+
+    Returns:
+        the paths written.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [
+        atomic_write(out / "results.json", json.dumps(list(records), indent=1).encode()),
+        atomic_write(out / "results.md", markdown(records).encode()),
+    ]
+    for suite in ("heads", "resolution", "blocks"):
+        rows = [r for r in records if r["suite"] == suite]
+        if rows:
+            written.append(atomic_write(out / f"{suite}.png", plot_png(rows, suite)))
+    return written
+
+
+def atomic_write(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+    return path
+
+
+# -- Markdown ---------------------------------------------------------------------------------------------
+
+
+def markdown(records: Sequence[dict]) -> str:
+    """The report: environment, how things are measured, the claims checked, one table per suite."""
+    if not records:
+        return "# tam bench\n\nNo configurations were measured.\n"
+    first = records[0]
+    loads = [r["load_avg_1m"] for r in records if r.get("load_avg_1m") is not None]
+    lines = [
+        "# tam bench",
+        "",
+        f"- Machine: {first['device_name']} (`{first['device']}`), {first['threads']} torch threads"
+        + (f", 1-min load average {min(loads):.1f}–{max(loads):.1f} while running" if loads else ""),
+        f"- torch {first['torch']}, Python {first['python']}; {first['date']} to {records[-1]['date']} (UTC)",
+        "- Time: median of the timed repetitions after warm-up, [first–third quartile]; *fwd* is the forward in"
+        " eval mode under `inference_mode`, *fwd+bwd* a training step in train mode (forward, backward of"
+        " `y.sum()` into the input and the weights; for a network: cross-entropy, backward and an SGD step).",
+        "- Memory: "
+        + (
+            "peak allocated by one training step above what was allocated before it (`max_memory_allocated`)."
+            if first["device"] == "cuda"
+            else "bytes saved for backward by one forward (activations, counted once per storage; parameters"
+            " excluded); *RSS*: peak resident memory of one training step in a fresh process, above its imports."
+        ),
+        "- FLOPs: forward, counted by `FlopCounterMode` (2 per multiply-add of convolutions, matmuls and fused"
+        " attention; elementwise work not counted), then the analytic count of DESIGN §1; they differ only"
+        " for `cc`, whose kernel scores each position against itself twice.",
+        "- `floor`: the block shell (projections, BN, residual) with no attention core, the cost no kind can"
+        " go below. OOM: the configuration ran out of memory; what was measured before is kept.",
+        "",
+    ]
+    lines += _claims(records)
+    for suite in AXIS:
+        rows = [r for r in records if r["suite"] == suite]
+        if rows:
+            lines += _suite_table(suite, rows)
+    return "\n".join(lines) + "\n"
+
+
+def _suite_table(suite: str, rows: list[dict]) -> list[str]:
+    axis = AXIS[suite]
+    base = "none" if suite == "network" else "floor"
+    setup = _setup(suite, rows[0])
+    header = (
+        f"| kind | {axis} | fwd ms | fwd+bwd ms [IQR] | nl ÷ kind (time) | kind ÷ {base} (time) | memory MB "
+        f"| nl ÷ kind (mem) | kind ÷ {base} (mem) | RSS MB | GFLOP fwd (counted / analytic) | params |"
+    )
+    lines = [f"## {suite}: {setup}", "", header, "|" + "---|" * header.count(" | ") + "---|"]
+    for row in sorted(rows, key=lambda r: (str(r[axis]).zfill(8), KIND_ORDER.index(r["kind"]))):
+        nl, floor = _reference(rows, row, "nl"), _reference(rows, row, base)
+        time_cell = "OOM" if row["time_ms"] is None else (
+            f"{_num(row['time_ms'])} [{_num(row['time_q1_ms'])}–{_num(row['time_q3_ms'])}]"
+        )
+        analytic = "" if row["flops_analytic"] is None else f" / {_gflop(row['flops_analytic'])}"
+        lines.append(
+            f"| {row['kind']} | {row[axis]} | {_num(row['forward_ms'])} | {time_cell} "
+            f"| {_ratio(nl, row, 'time_ms')} | {_ratio(row, floor, 'time_ms')} | {_num(row['memory_mb'])} "
+            f"| {_ratio(nl, row, 'memory_mb')} | {_ratio(row, floor, 'memory_mb')} | {_num(row['rss_mb'])} "
+            f"| {_gflop(row['flops'])}{analytic} | {row['params'] if row['params'] is not None else '—'} |"
+        )
+    errors = [f"- {r['kind']} at {axis} {r[axis]}: {r['error']}" for r in rows if r["error"]]
+    return lines + ([""] + errors if errors else []) + [""]
+
+
+def _setup(suite: str, row: dict) -> str:
+    if suite == "network":
+        return f"{row['model']}, batch {row['batch']}, {row['side']}² images, one {row['heads']}-head block per stage"
+    parts = {
+        "side": f"{row['side']}²",
+        "channels": f"{row['channels']} channels",
+        "batch": f"batch {row['batch']}",
+        "heads": f"{row['heads']} head(s)",
+        "blocks": f"{row['blocks']} block(s)",
+    }
+    return ", ".join(text for field, text in parts.items() if field != AXIS[suite])
+
+
+def _reference(rows: list[dict], row: dict, kind: str) -> dict | None:
+    for other in rows:
+        if other["kind"] == kind and all(other[k] == row[k] for k in SAME_SETUP):
+            return other
+    return None
+
+
+def _ratio(top: dict | None, bottom: dict | None, field: str) -> str:
+    if top is None or bottom is None or top[field] is None or bottom[field] is None or bottom[field] == 0:
+        return "—"
+    value = top[field] / bottom[field]
+    return f"{value:.1f}×" if value >= 10 else f"{value:.2f}×"
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def _gflop(flops: int | None) -> str:
+    return "—" if flops is None else f"{flops / 1e9:.3g}"
+
+
+# -- Claims -----------------------------------------------------------------------------------------------
+
+
+def _claims(records: Sequence[dict]) -> list[str]:
+    lines = []
+    heads = [r for r in records if r["suite"] == "heads"]
+    if heads:
+        lines += _heads_claims(heads)
+    resolution = [r for r in records if r["suite"] == "resolution"]
+    if resolution:
+        lines += _resolution_claims(resolution)
+    return ["## Claims, checked on these numbers", "", *lines] if lines else []
+
+
+def _heads_claims(rows: list[dict]) -> list[str]:
+    def get(kind: str, heads: int, field: str) -> float | None:
+        for r in rows:
+            if r["kind"] == kind and r["heads"] == heads:
+                return r[field]
+        return None
+
+    def check(label: str, value: float | None, bound: float, at_least: bool) -> str:
+        if value is None:
+            return f"- {label}: not measured (out of memory or kind not run)"
+        ok = value >= bound if at_least else value <= bound
+        return f"- {label}: **{value:.3g}** ({'≥' if at_least else '≤'} {bound:g}: {'yes' if ok else 'no'})"
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None or b == 0 else a / b
+
+    all_heads = sorted({r["heads"] for r in rows})
+    h = 8 if 8 in all_heads else all_heads[-1]
+    low, high = all_heads[0], all_heads[-1]
+    r0 = rows[0]
+    return [
+        f"Heads suite ({r0['side']}², {r0['channels']} channels, batch {r0['batch']}, {r0['device']}), at {h} heads:",
+        "",
+        check("nl ÷ tam, fwd+bwd time", ratio(get("nl", h, "time_ms"), get("tam", h, "time_ms")), 20, True),
+        check("nl_sdpa ÷ tam, fwd+bwd time", ratio(get("nl_sdpa", h, "time_ms"), get("tam", h, "time_ms")), 5, True),
+        check("tam ÷ nl, memory", ratio(get("tam", h, "memory_mb"), get("nl", h, "memory_mb")), 0.1, False),
+        "",
+        f"From {low} to {high} heads (same embed width):",
+        "",
+        check(f"tam time at {high} ÷ at {low}", ratio(get("tam", high, "time_ms"), get("tam", low, "time_ms")), 1, False),
+        check(
+            f"tam memory at {high} ÷ at {low}", ratio(get("tam", high, "memory_mb"), get("tam", low, "memory_mb")), 1, False
+        ),
+        check(
+            f"nl memory at {high} ÷ at {low}", ratio(get("nl", high, "memory_mb"), get("nl", low, "memory_mb")), 8, True
+        ),
+        "",
+    ]
+
+
+def _resolution_claims(rows: list[dict]) -> list[str]:
+    lines = [
+        "Resolution suite: fitted exponent p of cost ∝ N^p (least squares on log-log, N = side²), over all sides"
+        " and between the two largest measured ones; linear is 1, quadratic 2.",
+        "",
+        "| kind | time p (all) | time p (top two) | memory p (all) | memory p (top two) | FLOPs p (all) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kind in KIND_ORDER:
+        mine = sorted((r for r in rows if r["kind"] == kind), key=lambda r: r["side"])
+        if not mine:
+            continue
+        cells = []
+        for field, top_two in (("time_ms", False), ("time_ms", True), ("memory_mb", False), ("memory_mb", True),
+                               ("flops", False)):
+            points = [(r["side"] ** 2, r[field]) for r in mine if r[field]]
+            points = points[-2:] if top_two else points
+            cells.append("—" if len(points) < 2 else f"{fit_exponent(*zip(*points)):.2f}")
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def fit_exponent(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Slope ``p`` of the least-squares line through ``(log x, log y)``: ``y ≈ c·x^p``.
+
+    Example:
+        >>> round(fit_exponent([1, 2, 4], [3, 12, 48]), 6)
+        2.0
+    """
+    if len(xs) != len(ys) or len(xs) < 2:
+        raise ValueError(f"need at least two (x, y) pairs of equal count, got {len(xs)} and {len(ys)}")
+    lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    spread = sum((x - mx) ** 2 for x in lx)
+    if spread == 0:
+        raise ValueError("the x values must not all be equal")
+    return sum((x - mx) * (y - my) for x, y in zip(lx, ly)) / spread
+
+
+# -- Plots ------------------------------------------------------------------------------------------------
+
+
+def plot_png(rows: Sequence[dict], suite: str) -> bytes:
+    """PNG of fwd+bwd time and memory against the suite's axis, one line per kind, log scales.
+
+    The resolution suite is drawn against ``N = side²`` on a log axis; heads on a log₂ axis; blocks linear.
+    """
+    from matplotlib.figure import Figure
+
+    axis = AXIS[suite]
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    for panel, (field, label) in zip(figure.subplots(1, 2), (("time_ms", "fwd+bwd time (ms)"),
+                                                             ("memory_mb", "memory (MB)"))):
+        for kind in KIND_ORDER:
+            points = sorted((r[axis], r[field]) for r in rows if r["kind"] == kind and r[field])
+            if points:
+                xs, ys = zip(*points)
+                xs = [x * x for x in xs] if suite == "resolution" else xs
+                panel.plot(xs, ys, marker="o", label=kind)
+        panel.set_yscale("log")
+        if suite == "resolution":
+            panel.set_xscale("log")
+            panel.set_xlabel("positions N = side²")
+        elif suite == "heads":
+            panel.set_xscale("log", base=2)
+            panel.set_xlabel("heads (embed width fixed)")
+        else:
+            panel.set_xlabel("stacked blocks")
+        panel.set_ylabel(label)
+        panel.grid(True, which="both", alpha=0.3)
+        panel.legend()
+    first = rows[0]
+    figure.suptitle(f"tam bench · {suite} · {first['device_name']} · torch {first['torch']}", fontsize=9)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()

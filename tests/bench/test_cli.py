@@ -1,0 +1,62 @@
+"""`tam bench` end to end on a small grid, and its user errors."""
+
+import argparse
+import json
+
+import pytest
+import torch
+
+from tam.bench import cli
+from tam.errors import UserError
+
+
+def bench(*argv):
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    return cli.run(parser.parse_args(list(argv)))
+
+
+def test_quick_resolution_writes_all_three_kinds_of_output(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert bench("--quick", "--suite", "resolution", "--kinds", "tam", "floor", "--budget", "0.01", "--out", str(out)) == 0
+    records = json.loads((out / "results.json").read_text())
+    assert {(r["kind"], r["side"]) for r in records} == {(k, s) for k in ("tam", "floor") for s in (8, 16, 32)}
+    assert all(r["status"] == "ok" and r["rss_mb"] is None for r in records)  # --quick skips the RSS processes
+    assert "## resolution" in (out / "results.md").read_text()
+    assert (out / "resolution.png").stat().st_size > 0
+    assert "6 configurations (0 out of memory)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--budget", "0"], "--budget"),
+        (["--memory-limit", "-1"], "--memory-limit"),
+        (["--device", "tpu"], "--device"),
+        (["--device", "cpu", "--rss", "--budget", "-3"], "--budget"),
+    ],
+)
+def test_bad_arguments_are_user_errors(argv, message, tmp_path):
+    with pytest.raises(UserError, match=message):
+        bench(*argv, "--out", str(tmp_path))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="CUDA is not available"):
+        bench("--device", "cuda", "--out", str(tmp_path))
+
+
+def test_out_must_be_a_folder(tmp_path):
+    taken = tmp_path / "file"
+    taken.write_text("")
+    with pytest.raises(UserError, match="not a folder"):
+        bench("--out", str(taken))
+
+
+@pytest.mark.slow
+def test_the_whole_quick_benchmark(tmp_path):
+    assert bench("--quick", "--out", str(tmp_path)) == 0
+    records = json.loads((tmp_path / "results.json").read_text())
+    assert {r["suite"] for r in records} == {"heads", "resolution", "blocks", "network"}
+    assert {p.name for p in tmp_path.glob("*.png")} == {"heads.png", "resolution.png", "blocks.png"}
