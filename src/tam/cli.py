@@ -13,7 +13,9 @@ from tam.errors import UserError
 
 # name -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "compare": ("tam.compare", "quick side-by-side of the attention layers (output, params, time, memory)"),
+    "bench": ("tam.bench.cli", "benchmark time, memory and FLOPs of every attention kind (JSON, tables, plots)"),
+    "train": ("tam.train.cli", "train a model on CIFAR/Tiny-ImageNet (resumable, torchrun-ready)"),
+    "plot": ("tam.train.plot", "learning curves of one or more training runs into a PNG"),
     "models": ("tam.models.cli", "list the models: parameters, FLOPs at their input size, where attention sits"),
 }
 
