@@ -91,6 +91,53 @@ def transposed_attention(q: Tensor, k: Tensor, v: Tensor, *, normalization: str 
     return a if normalization == "scale" else a * q.shape[-2] ** -0.5
 
 
+def gram_transposed_attention(
+    x: Tensor,
+    w_theta: Tensor,
+    w_phi: Tensor,
+    w_g: Tensor,
+    w_z: Tensor,
+    *,
+    heads: int,
+    normalization: str = "scale",
+) -> Tensor:
+    """``Wz · transposed_attention(Wθ x, Wφ x, Wg x)`` through the Gram matrix ``x xᵀ`` (DESIGN §1).
+
+    Per head ``v kᵀ = Wg_h (x xᵀ) Wφ_hᵀ``, so the whole block folds into one ``C×C`` map per sample:
+    ``Wz · blockdiag(M_h) · Wθ``, applied to ``x``. Cost ``2·N·C²`` plus terms free of ``N``,
+    whatever the number of heads; q, k and v are never formed. Valid for ``full`` geometry without
+    positional encoding.
+
+    Shape:
+        x: ``[B, C, N]``; w_theta, w_phi, w_g: ``[E, C]``; w_z: ``[C, E]`` -> ``[B, C, N]``
+    """
+    check_choice("normalization", normalization, NORMALIZATIONS)
+    embed, channels = w_theta.shape
+    d = embed // heads
+    n = x.shape[-1]
+    # x xᵀ itself can overflow fp16 where the output fits: form the *mean* outer product (entries bounded
+    # by max x²) and apply the rest of the scale to the small d×d maps.
+    scaled = x * n**-0.5
+    gram = torch.matmul(scaled, scaled.transpose(-1, -2))  # [B, C, C]
+    per_head = torch.matmul(w_g, gram).unflatten(1, (heads, d))  # [B, h, d, C]
+    # einsum keeps the heads as a batch dim, so the weights are never expanded over B.
+    m = torch.einsum("bhic,hjc->bhij", per_head, w_phi.view(heads, d, channels))  # v kᵀ / N
+    m = m * (n / d) ** 0.5 if normalization == "scale" else torch.softmax(m * n**0.5, dim=-1) * d**-0.5
+    folded = torch.einsum("bhij,hjc->bhic", m, w_theta.view(heads, d, channels)).flatten(1, 2)  # [B, E, C]
+    return torch.matmul(torch.matmul(w_z, folded), x)
+
+
+def transposed_macs(n: int, channels: int, embed: int, heads: int) -> int:
+    """Multiply-accumulates per sample of the block in transposed order: projections, core, output."""
+    return n * (4 * embed * channels + 2 * embed * embed // heads)
+
+
+def gram_macs(n: int, channels: int, embed: int, heads: int) -> int:
+    """Multiply-accumulates per sample of the block in Gram form: ``x xᵀ``, the folded map, its product."""
+    d = embed // heads
+    return 2 * n * channels * channels + 2 * embed * channels * (channels + d)
+
+
 def non_local_map(q: Tensor, k: Tensor, *, normalization: str = "softmax", softmax_scale: float = 1.0) -> Tensor:
     """Spatial weights of Non-local attention, ``w[i, j]`` for query position ``i`` and key position ``j``.
 

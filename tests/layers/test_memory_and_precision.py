@@ -23,19 +23,21 @@ def saved_bytes(layer, x):
     return sum(storages.values())
 
 
-def test_tam_saves_no_more_with_16_heads_while_non_local_grows():
+@pytest.mark.parametrize("impl", ["auto", "transposed", "gram"])
+def test_tam_saves_no_more_with_16_heads_while_non_local_grows(impl):
     x = torch.randn(2, 32, 32, 32, requires_grad=True)
-    tam_bytes = [saved_bytes(tam.TransposedAttention(32, heads=h, embed_channels=16), x) for h in (1, 16)]
+    tam_bytes = [saved_bytes(tam.TransposedAttention(32, heads=h, embed_channels=16, impl=impl), x) for h in (1, 16)]
     nl_bytes = [saved_bytes(tam.NonLocal(32, heads=h, embed_channels=16, impl="naive"), x) for h in (1, 16)]
     assert tam_bytes[1] <= tam_bytes[0]
     assert nl_bytes[1] >= 8 * nl_bytes[0]
     assert tam_bytes[1] * 10 < nl_bytes[1]
 
 
+@pytest.mark.parametrize("impl", ["transposed", "gram"])
 @pytest.mark.parametrize(("dtype", "tolerance"), [(torch.float16, 5e-3), (torch.bfloat16, 3e-2)])
-def test_tam_half_precision_stays_finite_where_unscaled_vk_overflows(dtype, tolerance):
+def test_tam_half_precision_stays_finite_where_unscaled_vk_overflows(dtype, tolerance, impl):
     torch.manual_seed(0)
-    layer = tam.TransposedAttention(32).eval()
+    layer = tam.TransposedAttention(32, impl=impl).eval()
     with torch.no_grad():
         layer.bn.weight.fill_(1.0)  # default init otherwise; γ = 1 so the attention shows in the output
     x = torch.rand(2, 32, 112, 112, dtype=torch.float64) * 100

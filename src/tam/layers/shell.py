@@ -44,7 +44,8 @@ def check_positive(name: str, value: object) -> float:
 class AttentionBlock(nn.Module):
     """Base of every attention layer: projections, heads, positions, geometry, output projection and BN.
 
-    Subclasses implement ``_core(q, k, v, spatial)`` and ``_spatial_map(q, k, spatial, queries)``.
+    Subclasses implement ``_core(q, k, v, spatial)`` and ``_spatial_map(q, k, spatial, queries)``; a fast
+    path may replace ``_mix`` (everything between the input and the BN) by an equal function.
 
     Args:
         channels: input and output channels ``C``.
@@ -115,11 +116,13 @@ class AttentionBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         spatial = self._check_input(x)
+        return x + self.bn(self._mix(x, spatial)).reshape(x.shape)
+
+    def _mix(self, x: Tensor, spatial: tuple[int, ...]) -> Tensor:
+        """``Wz a``, the block's output before BN and the residual. Shape: -> ``[B, C, N]``."""
         q, k, v = self._project(x, spatial)
         a = self._core(q, k, v, spatial)
-        batch = x.shape[0]
-        y = self.bn(torch.matmul(self.z.weight.flatten(1), a.reshape(batch, self.embed_channels, -1)))
-        return x + y.reshape(x.shape)
+        return torch.matmul(self.z.weight.flatten(1), a.reshape(x.shape[0], self.embed_channels, -1))
 
     def attention_map(self, x: Tensor, queries: Tensor | list[int] | None = None) -> Tensor:
         """Spatial attention weights of the chosen query positions (flat indices into ``prod(S)``).

@@ -2,10 +2,36 @@
 
 from __future__ import annotations
 
+import math
+
 from torch import Tensor
 
-from tam.functional import NORMALIZATIONS, check_choice, non_local_map, transposed_attention, transposed_map
+from tam.functional import (
+    NORMALIZATIONS,
+    check_choice,
+    gram_macs,
+    gram_transposed_attention,
+    non_local_map,
+    transposed_attention,
+    transposed_macs,
+    transposed_map,
+)
 from tam.layers.shell import AttentionBlock
+
+
+IMPLS = ("auto", "transposed", "gram")
+
+
+def evaluation_costs(n: int, channels: int, embed: int, heads: int) -> tuple[int, int]:
+    """Cost per sample of the transposed order and of the Gram form: MACs plus elements written.
+
+    Writes count because at equal MACs the form that streams fewer ``[C or E, N]`` tensors through memory
+    is the faster one: the transposed order writes q, k, v, the scaled k and v, ``a`` and ``Wz a``
+    (``6E + C`` per position); the Gram form writes the scaled ``x`` and ``M x`` (``2C``).
+    """
+    transposed = transposed_macs(n, channels, embed, heads) + n * (6 * embed + channels)
+    gram = gram_macs(n, channels, embed, heads) + n * 2 * channels
+    return transposed, gram
 
 
 class TransposedAttention(AttentionBlock):
@@ -15,9 +41,14 @@ class TransposedAttention(AttentionBlock):
     ``normalization="scale"``, at cost ``2·N·E²/h`` instead of ``2·N²·E``: cheaper as heads grow. The
     ``"softmax"`` ablation normalises the rows of the ``d×d`` map instead.
 
+    Two exact evaluations: ``"transposed"`` forms q, k, v and the ``d×d`` maps; ``"gram"`` folds the whole
+    block into one ``C×C`` map per sample through ``x xᵀ`` (cost independent of heads; ``full`` geometry
+    without positional encoding only). ``"auto"`` takes the cheaper by :func:`evaluation_costs`.
+
     Args:
         channels: input and output channels.
         normalization: ``"scale"`` | ``"softmax"``.
+        impl: ``"auto"`` | ``"transposed"`` | ``"gram"``.
         **shell: ``heads``, ``embed_channels``, ``geometry``, ``pos_encoding``, ``init``, ``init_std``
             (see :class:`~tam.layers.shell.AttentionBlock`).
 
@@ -30,9 +61,14 @@ class TransposedAttention(AttentionBlock):
         torch.Size([2, 64, 16, 16])
     """
 
-    def __init__(self, channels: int, *, normalization: str = "scale", **shell):
+    def __init__(self, channels: int, *, normalization: str = "scale", impl: str = "auto", **shell):
         super().__init__(channels, **shell)
         check_choice("normalization", normalization, NORMALIZATIONS)
+        check_choice("impl", impl, IMPLS)
+        self.gram_applies = self.geometry == "full" and self.pos_encoding is None
+        if impl == "gram" and not self.gram_applies:
+            raise ValueError("impl='gram' needs geometry='full' and pos_encoding=None; use impl='auto'")
+        self.impl = impl
         if normalization == "softmax" and (self.head_channels == 1 or self.geometry == "magnitude"):
             raise ValueError(
                 "TransposedAttention with normalization='softmax' needs keys of width ≥ 2 (a softmax over one "
@@ -40,6 +76,19 @@ class TransposedAttention(AttentionBlock):
                 "geometry 'full' or 'direction'"
             )
         self.normalization = normalization
+
+    def uses_gram(self, spatial: tuple[int, ...]) -> bool:
+        """The dispatch rule: Gram form where it applies and :func:`evaluation_costs` says it is cheaper."""
+        if self.impl != "auto":
+            return self.impl == "gram"
+        transposed, gram = evaluation_costs(math.prod(spatial), self.channels, self.embed_channels, self.heads)
+        return self.gram_applies and gram < transposed
+
+    def _mix(self, x: Tensor, spatial: tuple[int, ...]) -> Tensor:
+        if not self.uses_gram(spatial):
+            return super()._mix(x, spatial)
+        weights = (conv.weight.flatten(1) for conv in (self.theta, self.phi, self.g, self.z))
+        return gram_transposed_attention(x.flatten(2), *weights, heads=self.heads, normalization=self.normalization)
 
     def _core(self, q: Tensor, k: Tensor, v: Tensor, spatial: tuple[int, ...]) -> Tensor:
         return transposed_attention(q, k, v, normalization=self.normalization)
@@ -58,4 +107,4 @@ class TransposedAttention(AttentionBlock):
         return transposed_map(k, v, normalization=self.normalization)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, normalization={self.normalization!r}"
+        return f"{super().extra_repr()}, normalization={self.normalization!r}, impl={self.impl!r}"

@@ -1,0 +1,69 @@
+"""TAM's Gram form against the transposed order, and the rule that picks between them."""
+
+import pytest
+import torch
+
+import tam
+from layer_cases import awake
+from tam.functional import gram_macs, gram_transposed_attention, transposed_macs
+from tam.layers.transposed import evaluation_costs
+
+
+@pytest.mark.parametrize("spatial", [(9,), (4, 5), (2, 3, 4)])
+@pytest.mark.parametrize("normalization", ["scale", "softmax"])
+@pytest.mark.parametrize(("heads", "embed"), [(1, 4), (2, 8), (4, 8), (2, 12)])
+def test_gram_form_equals_transposed_order(spatial, normalization, heads, embed):
+    transposed = awake(tam.TransposedAttention(8, heads=heads, embed_channels=embed, normalization=normalization,
+                                               impl="transposed").double())
+    gram = tam.TransposedAttention(8, heads=heads, embed_channels=embed, normalization=normalization,
+                                   impl="gram").double()
+    gram.load_state_dict(transposed.state_dict())
+    x = torch.randn(3, 8, *spatial, dtype=torch.float64)
+    expected = transposed(x) - x
+    assert (gram(x) - x - expected).abs().max() / expected.abs().max() <= 1e-10
+
+
+@pytest.mark.parametrize(("dtype", "tolerance"), [(torch.bfloat16, 2e-2), (torch.float16, 3e-3)])
+@pytest.mark.parametrize("normalization", ["scale", "softmax"])
+def test_gram_form_in_half_precision_tracks_float64(dtype, tolerance, normalization):
+    torch.manual_seed(0)
+    x = torch.randn(4, 32, 576, dtype=torch.float64) * 10
+    weights = [torch.randn(16, 32, dtype=torch.float64) * 0.1 for _ in range(3)] + [
+        torch.randn(32, 16, dtype=torch.float64) * 0.1]
+    expected = gram_transposed_attention(x, *weights, heads=8, normalization=normalization)
+    out = gram_transposed_attention(x.to(dtype), *(w.to(dtype) for w in weights), heads=8,
+                                    normalization=normalization)
+    assert (out.double() - expected).abs().max() / expected.abs().max() < tolerance
+
+
+def test_dispatch_rule_takes_the_cheaper_exact_form():
+    transposed, gram = evaluation_costs(64, 256, 128, 1)  # 8×8, wide: the C×C fold costs more than q, k, v
+    assert transposed < gram and not tam.TransposedAttention(256, heads=1).uses_gram((8, 8))
+    transposed, gram = evaluation_costs(1024, 64, 32, 8)  # 32×32: x xᵀ streams less than q, k, v and a
+    assert gram < transposed and tam.TransposedAttention(64, heads=8).uses_gram((32, 32))
+    for side in (8, 16, 32, 56):
+        for heads in (1, 8, 16):
+            transposed, gram = evaluation_costs(side * side, 64, 32, heads)
+            assert tam.TransposedAttention(64, heads=heads).uses_gram((side, side)) == (gram < transposed)
+
+
+def test_gram_form_only_where_it_is_exact():
+    assert not tam.TransposedAttention(64, heads=8, pos_encoding="sincos").uses_gram((32, 32))
+    assert not tam.TransposedAttention(64, heads=8, geometry="direction").uses_gram((32, 32))
+    assert not tam.TransposedAttention(64, heads=8, impl="transposed").uses_gram((32, 32))
+    assert tam.TransposedAttention(256, impl="gram").uses_gram((8, 8))
+    with pytest.raises(ValueError, match="impl='gram' needs geometry='full' and pos_encoding=None"):
+        tam.TransposedAttention(64, geometry="magnitude", impl="gram")
+    with pytest.raises(ValueError, match="impl must be one of"):
+        tam.TransposedAttention(64, impl="fast")
+
+
+def test_mac_counts_match_the_flop_counter():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(1, 64, 16, 16)
+    for impl, formula in [("gram", gram_macs), ("transposed", transposed_macs)]:
+        layer = tam.TransposedAttention(64, heads=4, impl=impl)
+        with FlopCounterMode(display=False) as counter:
+            layer(x)
+        assert counter.get_total_flops() == 2 * formula(256, 64, 32, 4)
