@@ -108,3 +108,12 @@ def test_errors_name_what_exists(kwargs, error, match):
     kwargs = {"name": "preresnet20", **kwargs}
     with pytest.raises(error, match=match):
         create_model(kwargs.pop("name"), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [(dict(num_classes=0), "num_classes must be ≥ 1"), (dict(in_chans=0), "in_chans"), (dict(drop_rate=1.5), "drop_rate")],
+)
+def test_bad_backbone_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        create_model("preresnet20", **kwargs)

@@ -30,9 +30,7 @@ def run(args: argparse.Namespace) -> int:
     if args.attention is None and (blocks is not None or options):
         raise UserError("--attention-blocks and --heads need --attention tam, nl or cc")
 
-    header = f"{'model':<14}{'input':>10}{'classes':>9}{'params':>10}{'GFLOPs':>9}  attention"
-    print(header)
-    print("-" * len(header))
+    lines = []
     for name in names:
         info = model_info(name)
         try:
@@ -44,12 +42,13 @@ def run(args: argparse.Namespace) -> int:
         summary = summarize(model, info.input_size)
         size = "×".join(map(str, info.input_size))
         sites = [str(site) for site in summary.sites] or ["-"]
-        print(
+        lines.append(
             f"{name:<14}{size:>10}{model.num_classes:>9}{summary.params / 1e6:>9.3f}M"
             f"{summary.flops / 1e9:>9.3f}  {sites[0]}"
         )
-        for site in sites[1:]:
-            print(f"{'':<52}  {site}")
+        lines += [f"{'':<52}  {site}" for site in sites[1:]]
+    header = f"{'model':<14}{'input':>10}{'classes':>9}{'params':>10}{'GFLOPs':>9}  attention"
+    print("\n".join([header, "-" * len(header), *lines]))
     print("FLOPs: forward at batch 1, 2 per multiply-add (torch.utils.flop_counter).")
     return 0
 

@@ -46,9 +46,9 @@ def insert_attention(
 
     Example:
         >>> net = torchvision.models.resnet18()
-        >>> insert_attention(net, after=["layer3.1"], kind="tam", heads=4)
-        >>> net.layer3[1].attention
-        TransposedAttention(...)
+        >>> net = insert_attention(net, after=["layer3.1", "layer4.1"], kind="tam", heads=4)
+        >>> net.layer3[1].attention.channels
+        256
     """
     names = [after] if isinstance(after, str) else list(after)
     if not names or not all(isinstance(name, str) for name in names):

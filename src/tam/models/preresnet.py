@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tam.layers import KINDS, create_attention
+from tam.layers.shell import check_int
 from tam.models.registry import register_model
 from tam.models.units import PreActBasic, PreActBottleneck
 
@@ -71,7 +72,10 @@ class PreResNet(nn.Module):
     ):
         super().__init__()
         attention, attention_blocks = _check_attention(len(depths), attention, attention_blocks, attention_options)
-        self.num_classes = num_classes
+        self.num_classes = check_int("num_classes", num_classes, 1)
+        check_int("in_chans", in_chans, 1)
+        if not 0 <= drop_rate < 1:
+            raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate!r}")
         self.attention = attention
         self.attention_blocks = attention_blocks
 

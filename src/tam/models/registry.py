@@ -42,7 +42,7 @@ def register_model(*, input_size: tuple[int, int, int], num_classes: int, num_st
     Example:
         >>> @register_model(input_size=(3, 32, 32), num_classes=10, num_stages=3, dataset="cifar")
         ... def preresnet20(**kwargs):
-        ...     return PreResNet(PreActBasic, (3, 3, 3), (16, 32, 64), **kwargs)
+        ...     return PreResNet(PreActBasic, (3, 3, 3), (16, 32, 64), stem_width=16, **kwargs)
     """
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
