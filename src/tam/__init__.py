@@ -2,7 +2,17 @@
 
 from tam import functional
 from tam.layers import CrissCross, NonLocal, TransposedAttention, create_attention
+from tam.models import create_model, insert_attention, list_models
 
 __version__ = "0.1.0"
 
-__all__ = ["CrissCross", "NonLocal", "TransposedAttention", "create_attention", "functional"]
+__all__ = [
+    "CrissCross",
+    "NonLocal",
+    "TransposedAttention",
+    "create_attention",
+    "create_model",
+    "functional",
+    "insert_attention",
+    "list_models",
+]
