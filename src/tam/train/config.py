@@ -21,6 +21,7 @@ from tam.errors import UserError
 ATTENTION_KINDS = ("tam", "nl", "cc", "none")
 SCHEDULES = ("step", "cosine")
 AMP_MODES = ("none", "bf16", "fp16")
+DTYPES = ("float32", "float64")
 
 # Keys a resumed run may change: where and how it runs, and how long (epochs may be extended).
 # Everything else shapes the trajectory, so a resume with a different value is refused.
@@ -65,6 +66,8 @@ class TrainConfig:
     device: str = dataclasses.field(default="auto", metadata={"help": "auto|cpu|cuda|cuda:N"})
     channels_last: bool = dataclasses.field(default=True, metadata={"help": "channels_last memory format"})
     amp: str = dataclasses.field(default="none", metadata={"help": "autocast dtype: " + "|".join(AMP_MODES)})
+    dtype: str = dataclasses.field(
+        default="float32", metadata={"help": "weights and compute: float32, or float64 for equivalence checks"})
     compile: bool = dataclasses.field(default=False, metadata={"help": "torch.compile the model"})
     sync_bn: bool = dataclasses.field(default=False, metadata={"help": "synchronise BatchNorm statistics across ranks"})
 
@@ -74,7 +77,8 @@ class TrainConfig:
     tensorboard: bool = dataclasses.field(default=False, metadata={"help": "also write TensorBoard events"})
 
     def __post_init__(self) -> None:
-        for key, allowed in (("attention", ATTENTION_KINDS), ("schedule", SCHEDULES), ("amp", AMP_MODES)):
+        for key, allowed in (("attention", ATTENTION_KINDS), ("schedule", SCHEDULES), ("amp", AMP_MODES),
+                              ("dtype", DTYPES)):
             if getattr(self, key) not in allowed:
                 raise UserError(f"{key}: {getattr(self, key)!r} is not one of {', '.join(allowed)}")
         positive = ("epochs", "batch_size", "heads", "log_interval")

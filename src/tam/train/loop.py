@@ -1,0 +1,230 @@
+"""The training loop: ``train(config)`` builds data, model and optimizer, then runs epochs of SGD, evaluating,
+logging and checkpointing after each one. The same code runs alone or as one rank under ``torchrun``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tam.errors import UserError
+from tam.train import distributed
+from tam.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from tam.train.config import TrainConfig, incompatible_keys, to_yaml
+from tam.train.files import write_text_atomic
+from tam.train.metrics import MetricsWriter, progress
+from tam.train.plot import CURVES_PNG, plot_runs
+from tam.train.schedule import build_scheduler
+from tam.train.subset import balanced_subset
+from tam.train.sync_batchnorm import convert_sync_batchnorm
+
+CHECKPOINT = "checkpoint.pt"
+CONFIG_YAML = "config.yaml"
+RESULTS_JSON = "results.json"
+AMP_DTYPES = {"none": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def train(config: TrainConfig, *, resume: bool = False) -> dict:
+    """Train as ``config`` says and return the results (also written to ``<out>/results.json`` by rank 0).
+
+    With ``resume``, continue from ``<out>/checkpoint.pt`` when it exists (refusing an incompatible config);
+    without it, refuse to overwrite a run folder that already holds a checkpoint.
+    """
+    context = distributed.setup(config.device)
+    try:
+        return _train(config, resume, context)
+    finally:
+        distributed.teardown()
+
+
+def _train(config: TrainConfig, resume: bool, context: distributed.Context) -> dict:
+    from tam.data import DeviceLoader, load_dataset
+    from tam.models import create_model
+
+    device, out = context.device, Path(config.out)
+    if config.batch_size % context.world_size:
+        raise UserError(f"batch_size: {config.batch_size} is not divisible by the {context.world_size} ranks")
+    checkpoint = _checkpoint_to_resume(out / CHECKPOINT, config, resume)
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    dataset = load_dataset(config.data, cache_dir=config.cache_dir)
+    train_pick = balanced_subset(dataset.train_labels, config.limit_train)
+    test_pick = balanced_subset(dataset.test_labels, config.limit_test)
+    shared = dict(batch_size=config.batch_size // context.world_size, mean=dataset.mean, std=dataset.std,
+                  device=device, seed=config.seed, rank=context.rank, world_size=context.world_size,
+                  channels_last=config.channels_last)
+    train_loader = DeviceLoader(dataset.train_images[train_pick], dataset.train_labels[train_pick], train=True,
+                                augment=dataset.augment if config.augment else None, **shared)
+    test_loader = DeviceLoader(dataset.test_images[test_pick], dataset.test_labels[test_pick], train=False,
+                               augment=dataset.augment, **shared)
+
+    attention = None if config.attention == "none" else config.attention
+    try:
+        model = create_model(config.model, num_classes=len(dataset.classes), attention=attention,
+                             attention_blocks=config.attention_blocks and tuple(config.attention_blocks),
+                             **({"heads": config.heads, **config.attention_options} if attention else {}))
+    except (ValueError, TypeError) as error:
+        raise UserError(f"model: {error}") from None
+    params = sum(p.numel() for p in model.parameters())
+    if context.world_size > 1 and config.sync_bn:
+        model = convert_sync_batchnorm(model, device)
+    dtype = getattr(torch, config.dtype)
+    model.to(device, dtype, memory_format=torch.channels_last if config.channels_last else torch.preserve_format)
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                nesterov=config.nesterov, weight_decay=config.weight_decay)
+    scheduler = build_scheduler(optimizer, config, len(train_loader))
+    scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
+    start_epoch = 0
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        scaler.load_state_dict(checkpoint["scaler"])
+        train_loader.load_state_dict(checkpoint["loader"])
+        set_rng_state(checkpoint["rng"])
+        start_epoch = checkpoint["epoch"]
+
+    net = model
+    if context.world_size > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    if config.compile:
+        net = torch.compile(net)
+    autocast = torch.autocast(device.type, dtype=AMP_DTYPES[config.amp], enabled=config.amp != "none")
+    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    writer = None
+    if context.is_main:
+        write_text_atomic(out / CONFIG_YAML, to_yaml(config))
+        writer = MetricsWriter(out, keep_epochs=start_epoch, tensorboard=config.tensorboard)
+        print(f"{config.model} attention={config.attention}: {params:,} parameters, {len(train_pick)} train / "
+              f"{len(test_pick)} test images, {context.world_size} x {device}, epochs {start_epoch + 1}..{config.epochs}",
+              flush=True)
+
+    for epoch in range(start_epoch, config.epochs):
+        epoch_start = time.perf_counter()
+        train_loader.set_epoch(epoch)
+        net.train()
+        sums, seen = torch.zeros(2, device=device), 0  # loss sum, correct; on device so steps never sync
+        bar = progress(train_loader, enabled=context.is_main, desc=f"epoch {epoch + 1}/{config.epochs}")
+        for step, (images, labels) in enumerate(bar):
+            with autocast:
+                logits = net(images.to(dtype))
+                loss = criterion(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            sums += torch.stack([loss.detach().float() * len(labels), (logits.argmax(1) == labels).sum().float()])
+            seen += len(labels)
+            if step % config.log_interval == 0 and not bar.disable:
+                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.4g}")
+        train_loss, train_correct, train_seen = distributed.sum_across_ranks(
+            torch.cat([sums, sums.new_tensor([seen])])).tolist()
+        train_seconds = time.perf_counter() - epoch_start
+        test_loss, test_top1, test_top5 = evaluate(model, test_loader, autocast, dtype)
+
+        record = {"epoch": epoch + 1, "train_loss": train_loss / train_seen,
+                  "train_top1": 100 * train_correct / train_seen, "test_loss": test_loss, "test_top1": test_top1,
+                  "test_top5": test_top5, "lr": scheduler.get_last_lr()[0],
+                  "train_images_per_s": train_seen / train_seconds, "train_seconds": train_seconds,
+                  "epoch_seconds": time.perf_counter() - epoch_start}
+        if context.is_main:
+            # Metrics before the checkpoint: a kill in between re-runs this epoch and drops its record.
+            writer.log(record)
+            save_checkpoint(out / CHECKPOINT, {
+                "epoch": epoch + 1, "config": config.to_dict(), "config_digest": config.digest(),
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                "loader": train_loader.state_dict(), "rng": rng_state()})
+            print(f"epoch {epoch + 1}/{config.epochs}  train loss {record['train_loss']:.4f} "
+                  f"top-1 {record['train_top1']:.2f}  test loss {test_loss:.4f} top-1 {test_top1:.2f} "
+                  f"top-5 {test_top5:.2f}  lr {record['lr']:.4g}  {record['train_images_per_s']:.0f} img/s  "
+                  f"{record['epoch_seconds']:.1f} s", flush=True)
+
+    if not context.is_main:
+        return {}
+    writer.close()
+    results = summarise(writer.records, config, params=params, data=dataset.name, context=context)
+    write_text_atomic(out / RESULTS_JSON, json.dumps(results, indent=2) + "\n")
+    plot_runs([out], out / CURVES_PNG)
+    return results
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, autocast: torch.autocast, dtype: torch.dtype) -> tuple[float, float, float]:
+    """Mean cross-entropy, top-1 and top-5 accuracy (%) over ``loader``, summed across ranks."""
+    model.eval()
+    sums, seen = None, 0
+    for images, labels in loader:
+        with autocast:
+            logits = model(images.to(dtype)).float()
+        hits = logits.topk(min(5, logits.size(1)), dim=1).indices == labels[:, None]
+        batch = torch.stack([F.cross_entropy(logits, labels, reduction="sum"), hits[:, 0].sum().float(),
+                             hits.any(dim=1).sum().float()])
+        sums = batch if sums is None else sums + batch
+        seen += len(labels)
+    loss, top1, top5, seen = distributed.sum_across_ranks(torch.cat([sums, sums.new_tensor([seen])])).tolist()
+    return loss / seen, 100 * top1 / seen, 100 * top5 / seen
+
+
+def _checkpoint_to_resume(path: Path, config: TrainConfig, resume: bool) -> dict | None:
+    if not resume:
+        if path.exists():
+            raise UserError(f"{path}: a checkpoint exists; pass --resume to continue it, or choose another --out")
+        return None
+    if not path.exists():
+        print(f"{path}: no checkpoint yet; starting from scratch", flush=True)
+        return None
+    checkpoint = load_checkpoint(path)
+    if checkpoint["config_digest"] != config.digest():
+        differences = incompatible_keys(checkpoint["config"], config)
+        raise UserError(f"{path}: cannot resume with a different config: {'; '.join(differences)}")
+    if checkpoint["epoch"] > config.epochs:
+        raise UserError(f"epochs: {config.epochs} is fewer than the {checkpoint['epoch']} the checkpoint at "
+                        f"{path} already completed")
+    return checkpoint
+
+
+def summarise(records: list[dict], config: TrainConfig, *, params: int, data: str,
+              context: distributed.Context) -> dict:
+    """``results.json``: final and best accuracy, speed (median over epochs) and what ran where."""
+    last = records[-1]
+    best = max(records, key=lambda r: r["test_top1"])
+    return {
+        "model": config.model, "attention": config.attention, "heads": config.heads,
+        "attention_blocks": config.attention_blocks, "data": data,
+        "final_top1": last["test_top1"], "final_top5": last["test_top5"],
+        "final_top1_error": 100 - last["test_top1"], "final_top5_error": 100 - last["test_top5"],
+        "best_top1": best["test_top1"], "best_epoch": best["epoch"], "epochs_completed": last["epoch"],
+        "params": params,
+        "train_images_per_s": statistics.median(r["train_images_per_s"] for r in records),
+        "train_seconds": sum(r["train_seconds"] for r in records),
+        "device": describe_device(context.device), "world_size": context.world_size, "torch": torch.__version__,
+    }
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return f"{cpu} ({os.cpu_count()} CPUs, {torch.get_num_threads()} threads)"
