@@ -10,6 +10,13 @@ from tam.bench import cli
 from tam.errors import UserError
 
 
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    threads = torch.get_num_threads()  # the command sets them for the process it runs in
+    yield
+    torch.set_num_threads(threads)
+
+
 def bench(*argv):
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)
@@ -33,6 +40,7 @@ def test_quick_resolution_writes_all_three_kinds_of_output(tmp_path, capsys):
         (["--budget", "0"], "--budget"),
         (["--memory-limit", "-1"], "--memory-limit"),
         (["--device", "tpu"], "--device"),
+        (["--threads", "0"], "--threads"),
         (["--device", "cpu", "--rss", "--budget", "-3"], "--budget"),
     ],
 )

@@ -43,9 +43,9 @@ def test_oom_in_backward_is_recorded_and_earlier_numbers_kept():
 
     record = measure_case(CASE, "cpu", FAST, build=oom_on_backward)
     assert record["status"] == "oom"
-    assert "FLOP count" in record["error"] and "64.00 GiB" in record["error"]
-    assert record["forward_ms"] > 0 and record["saved_mb"] > 0  # measured before the failure
-    assert record["time_ms"] is None and record["flops"] is None
+    assert "forward+backward" in record["error"] and "64.00 GiB" in record["error"]
+    assert record["forward_ms"] > 0 and record["params"] == 16  # measured before the failure
+    assert record["time_ms"] is None and record["flops"] is None and record["memory_mb"] is None
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the memory limit is enforced on Linux")

@@ -9,6 +9,8 @@ Example:
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 
 from tam.bench.suites import KINDS, SUITES
@@ -26,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quick", action="store_true", help="reduced grid and fewer repetitions (< 2 min on CPU)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument(
+        "--threads", type=int, default=None,
+        help="CPU threads of torch (default: torch's own count, or 1 when the machine is busy: a 1-min load "
+        "average at or above its core count, where several threads stall at every op waiting for a core)",
+    )
     parser.add_argument("--out", default="runs/bench", help="output folder (default: runs/bench)")
     parser.add_argument(
         "--budget", type=float, default=None, metavar="SECONDS",
@@ -56,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
     if args.memory_limit is not None and not args.memory_limit > 0:
         raise UserError(f"--memory-limit must be a positive number of GB, got {args.memory_limit}")
     cpu = device.type == "cpu"
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be ≥ 1, got {args.threads}")
+    if cpu:
+        torch.set_num_threads(args.threads or _threads_for_load(torch.get_num_threads()))
     if args.rss and not cpu:
         raise UserError(f"--rss measures CPU memory; with --device {args.device} the CUDA allocator peak is used")
     limit = args.memory_limit * 2**30 if args.memory_limit else _available_memory() // 2 if cpu else None
@@ -79,6 +90,16 @@ def run(args: argparse.Namespace) -> int:
     for path in paths:
         print(f"  {path}")
     return 0
+
+
+def _threads_for_load(threads: int) -> int:
+    """``threads``, or 1 when the machine is already busy (then say so)."""
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if threads > 1 and load >= cores:
+        print(f"tam bench: 1-min load average {load:.1f} on {cores} cores: timing with 1 thread "
+              f"instead of {threads} (--threads to choose)", file=sys.stderr)
+        return 1
+    return threads
 
 
 def _device(name: str):

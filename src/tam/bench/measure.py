@@ -48,40 +48,50 @@ def time_fn(
     max_reps: int = 100,
     warmup: int = 1,
 ) -> Timing:
-    """Time ``fn()`` after ``warmup`` calls, repeating it about ``budget_s`` seconds in all.
+    """Time ``fn()`` after ``warmup`` untimed calls, repeating it about ``budget_s`` seconds in all.
 
-    The last warm-up call estimates the cost of one call; the repetition count is ``budget_s`` over that,
-    clipped to ``[min_reps, max_reps]``. On CPU each call is timed with ``time.perf_counter``; on CUDA with
-    a pair of events per call, queued back to back and read after one synchronisation.
+    The first timed call sets the repetition count: ``budget_s`` over its duration, clipped to
+    ``[min_reps, max_reps]``. On CPU each call is timed with ``time.perf_counter``; on CUDA with a pair of
+    events per call, the first read at once, the others queued back to back and read after one
+    synchronisation.
 
     Example:
         >>> time_fn(lambda: torch.randn(256, 256) @ torch.randn(256, 256)).median_ms > 0
         True
     """
-    if warmup < 1 or min_reps < 1 or max_reps < min_reps:
-        raise ValueError(f"need warmup ≥ 1 and 1 ≤ min_reps ≤ max_reps, got {warmup}, {min_reps}, {max_reps}")
+    if warmup < 0 or min_reps < 1 or max_reps < min_reps:
+        raise ValueError(f"need warmup ≥ 0 and 1 ≤ min_reps ≤ max_reps, got {warmup}, {min_reps}, {max_reps}")
     cuda = torch.device(device).type == "cuda"
     for _ in range(warmup):
-        start = time.perf_counter()
         fn()
-        if cuda:
-            torch.cuda.synchronize(device)
-        estimate = time.perf_counter() - start
-    reps = min(max(math.ceil(budget_s / max(estimate, 1e-9)), min_reps), max_reps)
     if cuda:
-        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
-        for begin, end in events:
+        torch.cuda.synchronize(device)
+        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(max_reps)]
+        events[0][0].record()
+        fn()
+        events[0][1].record()
+        torch.cuda.synchronize(device)
+        first_ms = events[0][0].elapsed_time(events[0][1])
+        reps = _reps(first_ms, budget_s, min_reps, max_reps)
+        for begin, end in events[1:reps]:
             begin.record()
             fn()
             end.record()
         torch.cuda.synchronize(device)
-        return Timing.from_samples([begin.elapsed_time(end) for begin, end in events])
-    samples = []
-    for _ in range(reps):
+        return Timing.from_samples([begin.elapsed_time(end) for begin, end in events[:reps]])
+    samples: list[float] = []
+    reps = 1
+    while len(samples) < reps:
         start = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - start) * 1e3)
+        if len(samples) == 1:
+            reps = _reps(samples[0], budget_s, min_reps, max_reps)
     return Timing.from_samples(samples)
+
+
+def _reps(first_ms: float, budget_s: float, min_reps: int, max_reps: int) -> int:
+    return min(max(math.ceil(budget_s * 1e3 / max(first_ms, 1e-6)), min_reps), max_reps)
 
 
 def saved_tensor_bytes(fn: Callable[[], object], *, exclude: Iterable[Tensor] = ()) -> int:

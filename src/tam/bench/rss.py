@@ -3,7 +3,7 @@
 ``tracemalloc`` does not see tensors, and a long-lived process's peak RSS only ever grows, so each
 configuration runs once in a child (``python -m tam.bench.rss CASE_JSON LIMIT THREADS``) that imports
 torch and tam, lowers its peak RSS to its current RSS (Linux's ``/proc/self/clear_refs``; elsewhere the
-peak of the imports stays the baseline), and reports ``ru_maxrss`` after one training step minus that
+peak of the imports stays the baseline), and reports its peak RSS after one training step minus that
 baseline.
 """
 
@@ -55,9 +55,17 @@ def peak_rss_bytes(case: Case, memory_limit_bytes: int | None = None, *, timeout
 
 
 def max_rss_bytes() -> int:
-    """``ru_maxrss`` of this process in bytes (Linux reports KiB, macOS bytes)."""
+    """Peak RSS of this process in bytes: ``VmHWM`` on Linux, else ``ru_maxrss``.
+
+    On Linux ``ru_maxrss`` starts at the *parent's* peak (the kernel carries it across ``execve``), and
+    ``/proc/self/clear_refs`` does not reset it; ``VmHWM`` is this process's own and resettable.
+    """
+    with contextlib.suppress(OSError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
+    return peak if sys.platform == "darwin" else peak * 1024  # macOS reports bytes, Linux KiB
 
 
 def reset_peak_rss() -> None:

@@ -54,9 +54,9 @@ def measure_case(
 ) -> dict:
     """Measure ``case`` on ``device``; running out of memory is recorded in the record, never raised.
 
-    Phases, from the least memory to the most: build, forward (eval mode, ``inference_mode``), bytes saved
-    for backward (one train-mode forward), FLOPs (one forward+backward), timed training steps, and on
-    CUDA the allocator peak of one step. The first phase that runs out of memory sets ``status="oom"`` and
+    Phases, from the least memory to the most: build, forward (eval mode, ``inference_mode``), one
+    instrumented training step (bytes saved for backward, FLOPs), timed training steps, and on CUDA the
+    allocator peak of one step. The first phase that runs out of memory sets ``status="oom"`` and
     ``error``; what was measured before it stays in the record.
 
     Returns:
@@ -99,15 +99,16 @@ def measure_case(
                 record.update(_timing("forward", time_fn(workload.forward, device, **timing)))
             workload.module.train()
 
-            phase = "saved tensors"
-            exclude = (*workload.module.parameters(), *workload.module.buffers())
-            record["saved_mb"] = saved_tensor_bytes(workload.forward, exclude=exclude) / MB
-
-            phase = "FLOP count"
-            record["flops"], record["flops_backward"] = count_flops(workload.forward, workload.backward)
-
             phase = "forward+backward"
-            record.update(_timing("time", time_fn(workload.step, device, **timing)))
+            # One instrumented step counts the bytes saved for backward and the FLOPs; it is also the
+            # warm-up of the timed steps.
+            flops: list[int] = []
+            record["saved_mb"] = saved_tensor_bytes(
+                lambda: flops.extend(count_flops(workload.forward, workload.backward)),
+                exclude=(*workload.module.parameters(), *workload.module.buffers()),
+            ) / MB
+            record["flops"], record["flops_backward"] = flops
+            record.update(_timing("time", time_fn(workload.step, device, warmup=0, **timing)))
             if not cpu:
                 phase = "peak memory"
                 record["peak_mb"] = cuda_peak_bytes(workload.step, device) / MB

@@ -2,11 +2,11 @@
 
 Suites (full grid; ``--quick`` in brackets):
 
-- ``heads``: 1, 2, 4, 8, 16 heads [1, 4, 16] at 32², 64 channels, batch 32 [8].
+- ``heads``: 1, 2, 4, 8, 16 heads [1, 4, 16] at 32², 64 channels, batch 32 [4].
 - ``resolution``: 8², 16², 32², 56², 112² [8², 16², 32²], 1 head, 64 channels, batch 8.
-- ``blocks``: 1 to 4 stacked blocks [1, 2] at 32², 1 head, 64 channels, batch 32 [8].
-- ``network``: a training step of ``preresnet56`` [``preresnet20``], batch 32, one block per stage, against
-  the same model without attention (kind ``none``).
+- ``blocks``: 1 to 4 stacked blocks [1, 2] at 32² [16²], 1 head, 64 channels, batch 32 [8].
+- ``network``: a training step of ``preresnet56`` [``preresnet20``], batch 32 [16], one block per stage,
+  against the same model without attention (kind ``none``).
 
 Every block suite runs every kind, ``floor`` included; the embed width is ``channels // 2`` throughout, so
 heads only change the head width ``d = E / h``.
@@ -82,18 +82,21 @@ def suite_cases(suite: str, *, quick: bool = False, kinds: tuple[str, ...] | Non
     if unknown:
         raise ValueError(f"kinds must be among {tuple(KINDS)}, got {unknown}")
     if suite == "network":
-        model = "preresnet20" if quick else "preresnet56"
+        model, batch = ("preresnet20", 16) if quick else ("preresnet56", 32)
         network_kinds = [k for k in NETWORK_KINDS if k == "none" or k in chosen]
         return [
-            Case("network", kind, 1, 32, 3, 32, blocks=3, model=model, attention_blocks=(1, 1, 1))
+            Case("network", kind, 1, 32, 3, batch, blocks=3, model=model, attention_blocks=(1, 1, 1))
             for kind in network_kinds
         ]
     if suite == "heads":
-        grid = [dict(heads=h, side=32, batch=8 if quick else 32) for h in ((1, 4, 16) if quick else (1, 2, 4, 8, 16))]
+        batch, counts = (4, (1, 4, 16)) if quick else (32, (1, 2, 4, 8, 16))
+        grid = [dict(heads=h, side=32, batch=batch) for h in counts]
     elif suite == "resolution":
-        grid = [dict(heads=1, side=s, batch=8) for s in ((8, 16, 32) if quick else (8, 16, 32, 56, 112))]
+        sides = (8, 16, 32) if quick else (8, 16, 32, 56, 112)
+        grid = [dict(heads=1, side=s, batch=8) for s in sides]
     else:
-        grid = [dict(heads=1, side=32, batch=8 if quick else 32, blocks=b) for b in ((1, 2) if quick else (1, 2, 3, 4))]
+        side, batch, counts = (16, 8, (1, 2)) if quick else (32, 32, (1, 2, 3, 4))
+        grid = [dict(heads=1, side=side, batch=batch, blocks=b) for b in counts]
     # All kinds at one point before the next point: a load change on a shared machine then hits the
     # configurations that are compared with each other alike.
     return [Case(suite, kind, channels=64, **point) for point in grid for kind in chosen]
