@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("tam.train.cli", "train a model on CIFAR/Tiny-ImageNet (resumable, torchrun-ready)"),
     "plot": ("tam.train.plot", "learning curves of one or more training runs into a PNG"),
     "models": ("tam.models.cli", "list the models: parameters, FLOPs at their input size, where attention sits"),
+    "data": ("tam.data.cli", "prepare, describe, download and benchmark datasets"),
 }
 
 

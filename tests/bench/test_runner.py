@@ -68,8 +68,10 @@ def test_other_errors_are_raised():
 
 
 def test_run_cases_records_the_environment():
-    records = run_cases([Case("heads", "floor", heads=1, side=4, channels=4, batch=1)], "cpu", FAST, progress=False)
-    assert len(records) == 1
+    seen = []
+    cases = [Case("heads", "floor", heads=1, side=4, channels=4, batch=1)] * 2
+    records = run_cases(cases, "cpu", FAST, progress=False, on_record=lambda so_far: seen.append(len(so_far)))
+    assert len(records) == 2 and seen == [1, 2]
     record = records[0]
     assert record["torch"] == torch.__version__ and record["threads"] == torch.get_num_threads()
     assert record["device_name"] and record["date"]

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     suites = SUITES if "all" in args.suite else tuple(s for s in SUITES if s in args.suite)
     cases = [case for suite in suites for case in suite_cases(suite, quick=args.quick, kinds=tuple(args.kinds))]
     start = time.perf_counter()
-    records = run_cases(cases, device, settings)
+    records = run_cases(cases, device, settings, on_record=lambda so_far: write_report(so_far, out, plots=False))
     paths = write_report(records, out)
     oom = sum(r["status"] == "oom" for r in records)
     print(

@@ -18,8 +18,8 @@ AXIS = {"heads": "heads", "resolution": "side", "blocks": "blocks", "network": "
 SAME_SETUP = ("suite", "device", "heads", "side", "channels", "batch", "blocks", "model")
 
 
-def write_report(records: Sequence[dict], out_dir: str | os.PathLike) -> list[Path]:
-    """Write ``results.json``, ``results.md`` and one PNG per plotted suite into ``out_dir``.
+def write_report(records: Sequence[dict], out_dir: str | os.PathLike, *, plots: bool = True) -> list[Path]:
+    """Write ``results.json``, ``results.md`` and (``plots``) one PNG per plotted suite into ``out_dir``.
 
     Returns:
         the paths written.
@@ -30,7 +30,7 @@ def write_report(records: Sequence[dict], out_dir: str | os.PathLike) -> list[Pa
         atomic_write(out / "results.json", json.dumps(list(records), indent=1).encode()),
         atomic_write(out / "results.md", markdown(records).encode()),
     ]
-    for suite in ("heads", "resolution", "blocks"):
+    for suite in ("heads", "resolution", "blocks") if plots else ():
         rows = [r for r in records if r["suite"] == suite]
         if rows:
             written.append(atomic_write(out / f"{suite}.png", plot_png(rows, suite)))

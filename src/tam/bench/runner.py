@@ -140,9 +140,18 @@ def _timing(prefix: str, t: Timing | None) -> dict:
 
 
 def run_cases(
-    cases: Iterable[Case], device: torch.device | str, settings: Settings, *, progress: bool = True
+    cases: Iterable[Case],
+    device: torch.device | str,
+    settings: Settings,
+    *,
+    progress: bool = True,
+    on_record: Callable[[list[dict]], object] | None = None,
 ) -> list[dict]:
-    """Measure every case in order, with a progress bar; each record carries :func:`environment`."""
+    """Measure every case in order, with a progress bar; each record carries :func:`environment`.
+
+    ``on_record(records)`` is called after each case with the records so far (e.g. to save them, so an
+    interrupted run keeps what it measured).
+    """
     from tqdm import tqdm
 
     records = []
@@ -151,6 +160,8 @@ def run_cases(
             bar.set_postfix_str(case.label())
             env = environment(device)
             records.append({**measure_case(case, device, settings), **env})
+            if on_record is not None:
+                on_record(records)
     return records
 
 

@@ -1,0 +1,255 @@
+"""Prepared-dataset caches: one file per dataset, written once, loaded in well under a second.
+
+**Format.** A single ``torch.save`` file (a zip) of a dict of tensors and plain data — ``format``,
+``version``, names, classes, the uint8 image tensors, int64 labels, normalisation, split sizes, the source path
+and its fingerprint, creation time and tam version — so it loads with
+``torch.load(weights_only=True, mmap=True)``: no code runs on load, and the images are memory-mapped, not
+read. It is written to a hidden temporary file beside the target and renamed into place, so a failed or
+interrupted preparation never leaves a partial cache behind.
+
+**Fingerprint.** For an archive, ``sha256:`` + the SHA-256 of its bytes (0.03 s for the 19 MB CIFAR-10
+archive). For a folder, ``tree-sha256:`` + the SHA-256 of every file's relative path, size and mtime (reading
+every file would cost as much as preparing). A cache records the fingerprint of its source; the automatic
+cache of a source is named after it, so an edited source is prepared again, and a cache that does not match
+the source it is used for is an error.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+
+from tam.data.dataset import PreparedDataset
+from tam.data.sources import read_source
+from tam.data.tree import sniff
+from tam.errors import UserError
+
+FORMAT = "tam.data.prepared"
+VERSION = 1
+ENV_CACHE_DIR = "TAM_CACHE_DIR"
+_ARCHIVE_SUFFIX = re.compile(r"(\.tar)?(\.gz|\.tgz|\.bz2|\.xz|\.zip|\.tar)$", re.IGNORECASE)
+
+
+def default_cache_dir() -> Path:
+    """``$TAM_CACHE_DIR``, else ``$XDG_CACHE_HOME/tam``, else ``~/.cache/tam``."""
+    if os.environ.get(ENV_CACHE_DIR):
+        return Path(os.environ[ENV_CACHE_DIR]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "tam"
+    return Path.home() / ".cache" / "tam"
+
+
+def fingerprint(path: str | Path) -> str:
+    """A digest of a raw source: of its bytes for a file, of file names, sizes and mtimes for a folder."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    if path.is_dir():
+        for top, dirnames, filenames in os.walk(path, followlinks=True):
+            dirnames.sort()
+            rel = os.path.relpath(top, path).replace(os.sep, "/")
+            for filename in sorted(filenames):
+                info = os.stat(os.path.join(top, filename))
+                digest.update(f"{rel}/{filename}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+        return f"tree-sha256:{digest.hexdigest()}"
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def is_cache_file(path: str | Path) -> bool:
+    """True when ``path`` is a ``torch.save`` file (a zip with a ``data.pkl`` record) — a cache candidate."""
+    path = Path(path)
+    if not path.is_file() or sniff(path) != "zip":
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.count("/") == 1 and name.endswith("/data.pkl") for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def cache_path_for(source: str | Path, source_fingerprint: str, cache_dir: str | Path | None = None) -> Path:
+    """Where the automatic cache of ``source`` lives: ``<cache_dir>/<source name>-<digest>.pt``."""
+    stem = _ARCHIVE_SUFFIX.sub("", Path(source).resolve().name) or "dataset"
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem)
+    key = hashlib.sha256(f"{source_fingerprint}|{FORMAT}|{VERSION}".encode()).hexdigest()[:16]
+    return Path(cache_dir if cache_dir is not None else default_cache_dir()) / f"{stem}-{key}.pt"
+
+
+def save_cache(ds: PreparedDataset, path: str | Path) -> Path:
+    """Write ``ds`` to ``path`` atomically (temporary file + rename)."""
+    path = Path(path)
+    state = {
+        "format": FORMAT,
+        "version": VERSION,
+        "name": ds.name,
+        "source_format": ds.source_format,
+        "source": ds.source,
+        "fingerprint": ds.fingerprint,
+        "classes": list(ds.classes),
+        "coarse_classes": list(ds.coarse_classes) if ds.coarse_classes is not None else None,
+        "test_split": ds.test_split,
+        "augment": ds.augment,
+        "mean": list(ds.mean),
+        "std": list(ds.std),
+        "pixel_mean": list(ds.pixel_mean),
+        "pixel_std": list(ds.pixel_std),
+        "splits": {"train": len(ds.train_labels), "test": len(ds.test_labels)},
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "tam_version": _tam_version(),
+        # clone(): torch.save writes whole storages, so never save a view into something bigger
+        "train_images": ds.train_images.contiguous().clone(),
+        "train_labels": ds.train_labels.to(torch.int64).clone(),
+        "test_images": ds.test_images.contiguous().clone(),
+        "test_labels": ds.test_labels.to(torch.int64).clone(),
+        "train_coarse_labels": None if ds.train_coarse_labels is None else ds.train_coarse_labels.clone(),
+        "test_coarse_labels": None if ds.test_coarse_labels is None else ds.test_coarse_labels.clone(),
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise UserError(f"{path}: cannot write the cache ({error.strerror or error})") from None
+    os.close(handle)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes it private; a cache is an ordinary file
+        torch.save(state, temp)
+        os.replace(temp, path)
+    except OSError as error:
+        raise UserError(f"{path}: cannot write the cache ({error.strerror or error})") from None
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+    return path
+
+
+def _read_state(path: Path) -> dict:
+    """The validated dict of a cache file (tensors memory-mapped)."""
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    if not is_cache_file(path):
+        raise UserError(f"{path}: not a tam dataset cache (prepare one with `tam data prepare SOURCE --out FILE`)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # truncated zip, foreign pickle, ...
+        raise UserError(f"{path}: unreadable dataset cache ({' '.join(str(error).split())[:200]})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise UserError(f"{path}: not a tam dataset cache (a torch file of something else)")
+    if state.get("version") != VERSION:
+        raise UserError(
+            f"{path}: dataset cache of format version {state.get('version')}, this tam reads version {VERSION}; "
+            "prepare it again"
+        )
+    missing = [key for key in _FIELDS + _TENSORS if key not in state]
+    if missing:
+        raise UserError(f"{path}: incomplete dataset cache (no {missing[0]!r})")
+    for split in ("train", "test"):
+        images, labels = state[f"{split}_images"], state[f"{split}_labels"]
+        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3 or len(images) != len(labels):
+            raise UserError(f"{path}: corrupt dataset cache ({split} images {tuple(images.shape)}, {len(labels)} labels)")
+    return state
+
+
+_FIELDS = (
+    "name", "classes", "mean", "std", "augment", "source_format", "source", "fingerprint", "test_split",
+    "pixel_mean", "pixel_std", "coarse_classes",
+)
+_TENSORS = (
+    "train_images", "train_labels", "test_images", "test_labels", "train_coarse_labels", "test_coarse_labels",
+)
+
+
+def load_cache(path: str | Path) -> PreparedDataset:
+    """Load a cache written by :func:`save_cache` (memory-mapped; nothing is executed)."""
+    state = _read_state(Path(path))
+    fields = {key: state[key] for key in _FIELDS + _TENSORS}
+    for key in ("mean", "std", "pixel_mean", "pixel_std"):
+        fields[key] = tuple(fields[key])
+    return PreparedDataset(**fields)
+
+
+def cache_info(path: str | Path) -> dict:
+    """What ``tam data info`` shows: the plain data of a cache, its image shape and file size."""
+    path = Path(path)
+    state = _read_state(path)
+    info = {key: value for key, value in state.items() if not isinstance(value, torch.Tensor) and value is not None}
+    info["image_shape"] = list(state["train_images"].shape[1:])
+    info["path"] = str(path)
+    info["bytes"] = path.stat().st_size
+    return info
+
+
+def prepare(source: str | Path, out: str | Path, *, force: bool = False, workers: int | None = None) -> tuple[PreparedDataset, bool]:
+    """Prepare raw ``source`` into the cache file ``out``; returns ``(dataset, written)``.
+
+    If ``out`` already holds the cache of this very source (same fingerprint, same format version), it is
+    loaded and not written again. If it holds anything else, that is an error unless ``force``.
+    """
+    source, out = Path(source), Path(out)
+    _check_raw_source(source)
+    source_fingerprint = fingerprint(source)
+    if out.exists() and not force:
+        if not is_cache_file(out):
+            raise UserError(f"{out}: exists and is not a tam dataset cache; refusing to overwrite it (use --force)")
+        existing = load_cache(out)
+        if existing.fingerprint != source_fingerprint:
+            raise UserError(
+                f"{out}: holds the cache of another source ({existing.source}); use --force to replace it"
+            )
+        return existing, False
+    ds = read_source(source, workers=workers)
+    ds.fingerprint = source_fingerprint
+    ds.source = str(source.resolve())
+    save_cache(ds, out)
+    return ds, True
+
+
+def load_dataset(source: str | Path, *, cache_dir: str | Path | None = None) -> PreparedDataset:
+    """A :class:`PreparedDataset` from a raw source (prepared on first use, then cached) or a cache file.
+
+    Args:
+        source: a cache file written by ``tam data prepare``; or a raw source — a folder or archive of the
+            CIFAR-10/100 python release, Tiny-ImageNet, or an image-folder tree; or ``"cifar10"`` /
+            ``"cifar100"`` once ``tam data download`` has fetched the official archive.
+        cache_dir: where raw sources are cached, keyed by their fingerprint
+            (default: ``$TAM_CACHE_DIR``, else ``~/.cache/tam``).
+    """
+    path = Path(source).expanduser()
+    if not path.exists():
+        from tam.data.download import downloaded_archive
+
+        path = downloaded_archive(str(source), cache_dir if cache_dir is not None else default_cache_dir())
+    if is_cache_file(path):
+        return load_cache(path)
+    _check_raw_source(path)
+    source_fingerprint = fingerprint(path)
+    cached = cache_path_for(path, source_fingerprint, cache_dir)
+    if cached.exists():
+        ds = load_cache(cached)
+        if ds.fingerprint != source_fingerprint:
+            raise UserError(f"{cached}: holds the cache of another source ({ds.source}), not of {path}; delete it")
+        return ds
+    return prepare(path, cached, force=True)[0]
+
+
+def _check_raw_source(path: Path) -> None:
+    if not path.exists():
+        raise UserError(f"{path}: no such file or folder")
+    if path.is_file() and is_cache_file(path):
+        raise UserError(f"{path}: is already a prepared cache, not a raw source")
+
+
+def _tam_version() -> str:
+    import tam
+
+    return getattr(tam, "__version__", "unknown")

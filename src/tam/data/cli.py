@@ -1,0 +1,141 @@
+"""``tam data``: prepare, describe, download and benchmark datasets.
+
+    tam data prepare SOURCE [--out FILE]     turn a source into a cache (default: the automatic cache)
+    tam data info FILE [--json]              describe a cache
+    tam data download cifar10|cifar100       fetch an official archive (resumable, checksum-verified)
+    tam data bench [--source SRC] --out DIR  loader throughput -> DIR/loader.json + loader.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from tam.errors import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    p = sub.add_parser("prepare", help="turn a source (archive or folder) into a compact cache")
+    p.add_argument("source", help="CIFAR-10/100 python release, Tiny-ImageNet folder or image folder (folder or archive)")
+    p.add_argument("--out", help="cache file to write (default: the automatic cache in --cache-dir)")
+    p.add_argument("--cache-dir", help="automatic cache folder (default: $TAM_CACHE_DIR or ~/.cache/tam)")
+    p.add_argument("--force", action="store_true", help="replace --out even if it holds something else")
+    p.add_argument("--workers", type=int, help="decoding processes (default: CPU count, at most 8)")
+
+    p = sub.add_parser("info", help="describe a prepared cache")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="print the description as JSON")
+
+    p = sub.add_parser("download", help="fetch an official CIFAR archive (resumable, checksum-verified)")
+    p.add_argument("name", choices=("cifar10", "cifar100"))
+    p.add_argument("--dir", help="where to put it (default: <cache dir>/downloads, where `load_dataset(name)` looks)")
+
+    p = sub.add_parser("bench", help="measure loader throughput; writes loader.json and loader.md")
+    p.add_argument("--source", help="a source or cache to measure preparation on (default: synthetic tensors)")
+    p.add_argument("--out", default="results/loader", help="output folder (default: results/loader)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--passes", type=int, default=3, help="timed epochs per loader")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--no-model", action="store_true", help="skip the preresnet20 step yardstick")
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"prepare": _prepare, "info": _info, "download": _download, "bench": _bench}[args.data_command](args)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+
+
+def _prepare(args) -> int:
+    from tam.data.cache import cache_path_for, fingerprint, prepare
+
+    source = Path(args.source)
+    if not source.exists():
+        raise UserError(f"{source}: no such file or folder")
+    out = Path(args.out) if args.out else cache_path_for(source, fingerprint(source), args.cache_dir)
+    start = time.perf_counter()
+    ds, written = prepare(source, out, force=args.force, workers=args.workers)
+    c, h, w = ds.image_shape
+    what = f"{ds.name} ({ds.source_format}): train {len(ds.train_labels):,}, {ds.test_split} {len(ds.test_labels):,}, " \
+           f"{ds.num_classes} classes, {c}x{h}x{w}"
+    if written:
+        print(f"prepared {what} -> {out} ({_size(out.stat().st_size)}) in {time.perf_counter() - start:.1f} s")
+    else:
+        print(f"up to date: {out} already holds {what} from this source")
+    return 0
+
+
+def _info(args) -> int:
+    from tam.data.cache import cache_info
+
+    info = cache_info(args.file)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    classes = info["classes"]
+    shown = ", ".join(classes[:10]) + (f", ... ({len(classes)} in all)" if len(classes) > 10 else "")
+    fmt = lambda values: "(" + ", ".join(f"{v:.4f}" for v in values) + ")"  # noqa: E731
+    rows = [
+        ("file", f"{info['path']} ({_size(info['bytes'])})"),
+        ("dataset", f"{info['name']}, read from the {info['source_format']} format"),
+        ("source", info["source"]),
+        ("fingerprint", info["fingerprint"]),
+        ("splits", ", ".join(f"{k} {v:,}" for k, v in info["splits"].items()) + f" (held-out split: {info['test_split']})"),
+        ("images", "uint8 " + "x".join(map(str, info["image_shape"]))),
+        ("classes", f"{len(classes)}: {shown}"),
+    ]
+    if info.get("coarse_classes"):
+        rows.append(("coarse classes", f"{len(info['coarse_classes'])}"))
+    rows += [
+        ("augment", info["augment"]),
+        ("normalise", f"mean {fmt(info['mean'])}, std {fmt(info['std'])}"),
+        ("train pixels", f"mean {fmt(info['pixel_mean'])}, std {fmt(info['pixel_std'])} (measured, 0-1 scale)"),
+        ("created", f"{info.get('created')} by tam {info.get('tam_version')} (cache format {info['version']})"),
+    ]
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def _download(args) -> int:
+    from tam.data.cache import default_cache_dir
+    from tam.data.download import download_dir, download_official
+
+    directory = Path(args.dir) if args.dir else download_dir(default_cache_dir())
+    path = download_official(args.name, directory, progress=sys.stderr.isatty())
+    print(f"{args.name}: {path} (checksum verified)")
+    return 0
+
+
+def _bench(args) -> int:
+    import torch
+
+    from tam.data.bench import run_bench, write_results
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads or threads)
+    try:
+        result = run_bench(
+            source=args.source,
+            batch_size=args.batch_size,
+            device=args.device,
+            passes=args.passes,
+            model=not args.no_model,
+            channels_last=args.channels_last,
+        )
+    finally:
+        torch.set_num_threads(threads)
+    result["command"] = "tam data bench " + " ".join(sys.argv[3:] if sys.argv[1:3] == ["data", "bench"] else [])
+    json_path, md_path = write_results(result, args.out)
+    print(md_path.read_text(), end="")
+    print(f"wrote {json_path} and {md_path}")
+    return 0
