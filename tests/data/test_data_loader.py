@@ -20,9 +20,10 @@ def images(n=N, size=32):
 
 
 def loader(n=N, **kw):
-    x, y = images(n, kw.pop("size", 32))
+    """A loader whose labels are the image indices, so the labels of a pass say which images it visited."""
+    x, _ = images(n, kw.pop("size", 32))
     options = dict(batch_size=16, train=True, augment="cifar", mean=CIFAR_MEAN, std=CIFAR_STD, seed=0)
-    return DeviceLoader(x, torch.arange(n) if kw.pop("index_labels", True) else y, **{**options, **kw})
+    return DeviceLoader(x, torch.arange(n), **{**options, **kw})
 
 
 def epoch_labels(ld, epoch=None):
