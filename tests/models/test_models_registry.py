@@ -112,7 +112,11 @@ def test_errors_name_what_exists(kwargs, error, match):
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [(dict(num_classes=0), "num_classes must be ≥ 1"), (dict(in_chans=0), "in_chans"), (dict(drop_rate=1.5), "drop_rate")],
+    [
+        (dict(num_classes=0), "num_classes must be ≥ 1"),
+        (dict(in_chans=0), "in_chans must be ≥ 1"),
+        (dict(drop_rate=1.5), r"drop_rate must be in \[0, 1\)"),
+    ],
 )
 def test_bad_backbone_options(kwargs, match):
     with pytest.raises(ValueError, match=match):

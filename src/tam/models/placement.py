@@ -60,7 +60,8 @@ def insert_attention(
     for name in names:
         if name not in modules or name == "":
             close = difflib.get_close_matches(name, [n for n in modules if n], n=5, cutoff=0.5)
-            hint = f"close matches: {close}" if close else f"top-level modules: {[n for n, _ in model.named_children()]}"
+            top = [n for n, _ in model.named_children()]
+            hint = f"close matches: {close}" if close else f"top-level modules: {top}"
             raise ValueError(f"after: model has no module named {name!r}; {hint}")
 
     outputs = _probe(model, names, input_size)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Sequence
 
 import torch.nn.functional as F
@@ -87,7 +86,7 @@ class PreResNet(nn.Module):
             for j in range(depth):
                 units.append(unit(channels, width, stride=2 if i > 0 and j == 0 else 1, drop_rate=drop_rate))
                 channels = width * unit.expansion
-            stages.append(nn.Sequential(OrderedDict((str(j), u) for j, u in enumerate(units))))
+            stages.append(nn.Sequential(*units))
         self.stages = nn.ModuleList(stages)
         self.norm = nn.BatchNorm2d(channels)
         self.num_features = channels

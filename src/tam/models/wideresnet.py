@@ -9,7 +9,8 @@ from tam.models.units import PreActBasic
 
 def _wide_resnet(depth: int, widen: int, **kwargs) -> PreResNet:
     # WRN-d-k: (d - 4) / 6 units per stage at 16k/32k/64k channels after a 16-channel stem.
-    return PreResNet(PreActBasic, ((depth - 4) // 6,) * 3, (16 * widen, 32 * widen, 64 * widen), stem_width=16, **kwargs)
+    widths = (16 * widen, 32 * widen, 64 * widen)
+    return PreResNet(PreActBasic, ((depth - 4) // 6,) * 3, widths, stem_width=16, **kwargs)
 
 
 _CIFAR = dict(input_size=(3, 32, 32), num_classes=10, num_stages=3, dataset="cifar")
