@@ -65,16 +65,18 @@ def run(args: argparse.Namespace) -> int:
     cpu = device.type == "cpu"
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads must be ≥ 1, got {args.threads}")
-    if cpu:
+    if not cpu and (args.rss or args.memory_limit):
+        raise UserError(f"--rss and --memory-limit are for CPU runs; --device {args.device} reports the CUDA peak")
+    if args.threads or cpu:
         torch.set_num_threads(args.threads or _threads_for_load(torch.get_num_threads()))
-    if args.rss and not cpu:
-        raise UserError(f"--rss measures CPU memory; with --device {args.device} the CUDA allocator peak is used")
-    limit = args.memory_limit * 2**30 if args.memory_limit else _available_memory() // 2 if cpu else None
+    limit = None
+    if cpu:
+        limit = int(args.memory_limit * 2**30) if args.memory_limit else _available_memory() // 2
     settings = Settings(
         budget_s=args.budget or (0.1 if args.quick else 1.0),
         min_reps=3 if args.quick else 5,
         max_reps=50 if args.quick else 200,
-        memory_limit_bytes=int(limit) if cpu and limit else None,
+        memory_limit_bytes=limit,
         rss=cpu and (args.rss if args.rss is not None else not args.quick),
     )
     suites = SUITES if "all" in args.suite else tuple(s for s in SUITES if s in args.suite)

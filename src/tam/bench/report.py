@@ -266,6 +266,8 @@ def plot_png(rows: Sequence[dict], suite: str) -> bytes:
             panel.set_xlabel("positions N = side²")
         elif suite == "heads":
             panel.set_xscale("log", base=2)
+            values = sorted({r["heads"] for r in rows})
+            panel.set_xticks(values, [str(v) for v in values])
             panel.set_xlabel("heads (embed width fixed)")
         else:
             panel.set_xlabel("stacked blocks")
