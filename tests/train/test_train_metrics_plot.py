@@ -56,3 +56,16 @@ def test_plot_errors(tmp_path):
         plot_runs([tmp_path], tmp_path / "x.png")
     with pytest.raises(UserError, match="--out"):
         tam_plot([str(tmp_path), str(tmp_path)])
+
+
+def test_tensorboard_is_optional(tmp_path):
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(UserError, match="tensorboard"):
+            MetricsWriter(tmp_path, tensorboard=True)
+        return
+    writer = MetricsWriter(tmp_path, tensorboard=True)
+    writer.log(record(1, 50.0))
+    writer.close()
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
