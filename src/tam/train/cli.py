@@ -21,7 +21,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                 help=help_text)
         else:
-            parser.add_argument(flag, default=argparse.SUPPRESS, metavar=field.name.upper(), help=help_text)
+            parser.add_argument(flag, default=argparse.SUPPRESS, metavar=_metavar(field.name, types[field.name]), help=help_text)
+
+
+def _metavar(name: str, kind) -> str:
+    text = str(kind)
+    return "A,B,..." if "list" in text else "K=V,..." if "dict" in text else "N" if "int" in text else \
+        "X" if "float" in text else name.upper()
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
