@@ -29,8 +29,8 @@ def run_cli(monkeypatch, capsys):
 def test_cache_round_trip_is_exact(tmp_path, build):
     files, expected = build()
     source = write(files, tmp_path / "src.tar.gz", "tar.gz")
-    ds, written = prepare(source, tmp_path / "ds.pt")
-    assert written
+    ds, path, written = prepare(source, tmp_path / "ds.pt")
+    assert written and path == tmp_path / "ds.pt"
     loaded = load_cache(tmp_path / "ds.pt")
     assert_matches(loaded, expected)
     for field in ("name", "classes", "mean", "std", "augment", "source_format", "source", "fingerprint",

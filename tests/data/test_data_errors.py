@@ -173,7 +173,8 @@ def test_cache_of_another_source_is_refused(tmp_path, run_cli):
     before = out.read_bytes()
     code, _, stderr = run_cli("prepare", b, "--out", out)
     assert code == 2 and stderr.count("\n") == 1
-    assert re.search(r"ds\.pt: holds the cache of another source \(.*a\.tar\.gz\); use --force", stderr), stderr
+    assert re.search(r"ds\.pt: holds the cache of another source \(.*a\.tar\.gz\), not of .*b\.tar\.gz; "
+                     r"delete it or replace it with `tam data prepare --force`", stderr), stderr
     assert out.read_bytes() == before
     code, stdout, _ = run_cli("prepare", a, "--out", out)
     assert code == 0 and stdout.startswith("up to date")
@@ -188,7 +189,7 @@ def test_automatic_cache_from_another_source_is_refused(tmp_path):
     (cached,) = cache_dir.iterdir()
     other = write(imagefolder_files(seed=2)[0], tmp_path / "other.tar.gz", "tar.gz")
     prepare(other, cached, force=True)  # someone overwrote the keyed file
-    with pytest.raises(UserError, match=r"holds the cache of another source .*other\.tar\.gz.*; delete it"):
+    with pytest.raises(UserError, match=r"holds the cache of another source \(.*other\.tar\.gz\), not of .*data\.tar\.gz; delete it"):
         load_dataset(a, cache_dir=cache_dir)
 
 

@@ -189,29 +189,39 @@ def cache_info(path: str | Path) -> dict:
     return info
 
 
-def prepare(source: str | Path, out: str | Path, *, force: bool = False, workers: int | None = None) -> tuple[PreparedDataset, bool]:
-    """Prepare raw ``source`` into the cache file ``out``; returns ``(dataset, written)``.
+def prepare(
+    source: str | Path,
+    out: str | Path | None = None,
+    *,
+    cache_dir: str | Path | None = None,
+    force: bool = False,
+    workers: int | None = None,
+) -> tuple[PreparedDataset, Path, bool]:
+    """Prepare raw ``source`` into the cache file ``out``; returns ``(dataset, path, written)``.
 
-    If ``out`` already holds the cache of this very source (same fingerprint, same format version), it is
-    loaded and not written again. If it holds anything else, that is an error unless ``force``.
+    Without ``out``, the cache is the automatic one in ``cache_dir`` (see :func:`cache_path_for`). If the
+    file already holds the cache of this very source (same fingerprint), it is loaded, not written again; if
+    it holds anything else, that is an error unless ``force``.
     """
-    source, out = Path(source), Path(out)
+    source = Path(source)
     _check_raw_source(source)
     source_fingerprint = fingerprint(source)
+    out = Path(out) if out is not None else cache_path_for(source, source_fingerprint, cache_dir)
     if out.exists() and not force:
         if not is_cache_file(out):
             raise UserError(f"{out}: exists and is not a tam dataset cache; refusing to overwrite it (use --force)")
         existing = load_cache(out)
         if existing.fingerprint != source_fingerprint:
             raise UserError(
-                f"{out}: holds the cache of another source ({existing.source}); use --force to replace it"
+                f"{out}: holds the cache of another source ({existing.source}), not of {source}; "
+                "delete it or replace it with `tam data prepare --force`"
             )
-        return existing, False
+        return existing, out, False
     ds = read_source(source, workers=workers)
     ds.fingerprint = source_fingerprint
     ds.source = str(source.resolve())
     save_cache(ds, out)
-    return ds, True
+    return ds, out, True
 
 
 def load_dataset(source: str | Path, *, cache_dir: str | Path | None = None) -> PreparedDataset:
@@ -231,15 +241,7 @@ def load_dataset(source: str | Path, *, cache_dir: str | Path | None = None) -> 
         path = downloaded_archive(str(source), cache_dir if cache_dir is not None else default_cache_dir())
     if is_cache_file(path):
         return load_cache(path)
-    _check_raw_source(path)
-    source_fingerprint = fingerprint(path)
-    cached = cache_path_for(path, source_fingerprint, cache_dir)
-    if cached.exists():
-        ds = load_cache(cached)
-        if ds.fingerprint != source_fingerprint:
-            raise UserError(f"{cached}: holds the cache of another source ({ds.source}), not of {path}; delete it")
-        return ds
-    return prepare(path, cached, force=True)[0]
+    return prepare(path, cache_dir=cache_dir)[0]
 
 
 def _check_raw_source(path: Path) -> None:

@@ -13,11 +13,10 @@ import numpy as np
 import torch
 
 from tam.data.safe_pickle import safe_loads
-from tam.data.tree import SourceTree
+from tam.data.tree import SourceTree, join
 from tam.errors import UserError
 
 CIFAR10_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta")
-CIFAR100_FILES = ("train", "test", "meta")
 
 
 def _load(tree: SourceTree, name: str) -> dict:
@@ -71,18 +70,16 @@ def _labels(tree: SourceTree, name: str, batch: dict, key: str, count: int, clas
 
 
 def read_cifar10(tree: SourceTree, root: str) -> dict:
-    path = lambda file: f"{root}/{file}" if root else file  # noqa: E731
-    for file in CIFAR10_FILES:
-        if path(file) not in tree.files:
-            raise UserError(f"{tree.where(path(file))}: missing (the official CIFAR-10 release has it)")
-    classes = _names(tree, path("batches.meta"), _load(tree, path("batches.meta")), "label_names")
+    meta = join(root, "batches.meta")
+    classes = _names(tree, meta, _load(tree, meta), "label_names")
     splits = {}
     for split, files in (("train", CIFAR10_FILES[:5]), ("test", CIFAR10_FILES[5:6])):
         images, labels = [], []
         for file in files:
-            batch = _load(tree, path(file))
-            images.append(_images(tree, path(file), batch))
-            labels.append(_labels(tree, path(file), batch, "labels", len(images[-1]), len(classes)))
+            name = join(root, file)
+            batch = _load(tree, name)
+            images.append(_images(tree, name, batch))
+            labels.append(_labels(tree, name, batch, "labels", len(images[-1]), len(classes)))
         splits[split] = (torch.cat(images), torch.cat(labels))
     return dict(
         name="cifar10",
@@ -94,14 +91,15 @@ def read_cifar10(tree: SourceTree, root: str) -> dict:
 
 
 def read_cifar100(tree: SourceTree, root: str) -> dict:
-    path = lambda file: f"{root}/{file}" if root else file  # noqa: E731
-    meta = _load(tree, path("meta"))
-    fine = _names(tree, path("meta"), meta, "fine_label_names")
-    coarse = _names(tree, path("meta"), meta, "coarse_label_names")
+    meta_name = join(root, "meta")
+    meta = _load(tree, meta_name)
+    fine = _names(tree, meta_name, meta, "fine_label_names")
+    coarse = _names(tree, meta_name, meta, "coarse_label_names")
     out = dict(name="cifar100", source_format="cifar-python", classes=fine, coarse_classes=coarse)
     for split in ("train", "test"):
-        batch = _load(tree, path(split))
-        images = _images(tree, path(split), batch)
-        out[split] = (images, _labels(tree, path(split), batch, "fine_labels", len(images), len(fine)))
-        out[f"{split}_coarse"] = _labels(tree, path(split), batch, "coarse_labels", len(images), len(coarse))
+        name = join(root, split)
+        batch = _load(tree, name)
+        images = _images(tree, name, batch)
+        out[split] = (images, _labels(tree, name, batch, "fine_labels", len(images), len(fine)))
+        out[f"{split}_coarse"] = _labels(tree, name, batch, "coarse_labels", len(images), len(coarse))
     return out

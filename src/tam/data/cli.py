@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-from tam.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,14 +54,10 @@ def _size(n: int) -> str:
 
 
 def _prepare(args) -> int:
-    from tam.data.cache import cache_path_for, fingerprint, prepare
+    from tam.data.cache import prepare
 
-    source = Path(args.source)
-    if not source.exists():
-        raise UserError(f"{source}: no such file or folder")
-    out = Path(args.out) if args.out else cache_path_for(source, fingerprint(source), args.cache_dir)
     start = time.perf_counter()
-    ds, written = prepare(source, out, force=args.force, workers=args.workers)
+    ds, out, written = prepare(args.source, args.out, cache_dir=args.cache_dir, force=args.force, workers=args.workers)
     c, h, w = ds.image_shape
     what = f"{ds.name} ({ds.source_format}): train {len(ds.train_labels):,}, {ds.test_split} {len(ds.test_labels):,}, " \
            f"{ds.num_classes} classes, {c}x{h}x{w}"

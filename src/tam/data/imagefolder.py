@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from tam.data.decode import decode_images
-from tam.data.tree import SourceTree
+from tam.data.tree import SourceTree, join
 from tam.errors import UserError
 
 
@@ -41,24 +41,21 @@ def _classes(tree: SourceTree, folder: str) -> dict[str, list[str]]:
 
 
 def read_imagefolder(tree: SourceTree, root: str, *, workers: int | None = None) -> dict:
-    join = lambda *parts: "/".join(p for p in (root, *parts) if p)  # noqa: E731
     test_split = test_split_of(tree, root)
     if test_split is None:
         raise UserError(f"{tree.where(root)}: image folder without a test/ or val/ folder beside train/")
-    train = _classes(tree, join("train"))
-    test = _classes(tree, join(test_split))
+    train = _classes(tree, join(root, "train"))
+    test = _classes(tree, join(root, test_split))
     if train.keys() != test.keys():
         only_train = sorted(train.keys() - test.keys())
         only_test = sorted(test.keys() - train.keys())
-        detail = "; ".join(
-            text
-            for text in (
-                f"only in train/: {', '.join(only_train[:5])}{' ...' if len(only_train) > 5 else ''}" if only_train else "",
-                f"only in {test_split}/: {', '.join(only_test[:5])}{' ...' if len(only_test) > 5 else ''}" if only_test else "",
-            )
-            if text
-        )
-        raise UserError(f"{tree.where(root)}: class folders differ between train/ and {test_split}/ ({detail})")
+        listing = lambda names: ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")  # noqa: E731
+        detail = []
+        if only_train:
+            detail.append(f"only in train/: {listing(only_train)}")
+        if only_test:
+            detail.append(f"only in {test_split}/: {listing(only_test)}")
+        raise UserError(f"{tree.where(root)}: class folders differ between train/ and {test_split}/ ({'; '.join(detail)})")
     classes = list(train)
     out = dict(source_format="imagefolder", classes=classes, test_split=test_split)
     size = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from tam.data.decode import decode_images
-from tam.data.tree import SourceTree, natural_key
+from tam.data.tree import SourceTree, join, natural_key
 from tam.errors import UserError
 
 IMAGE_SIZE = (64, 64)
@@ -28,30 +28,29 @@ def _text(tree: SourceTree, name: str) -> list[str]:
 
 
 def read_tinyimagenet(tree: SourceTree, root: str, *, workers: int | None = None) -> dict:
-    join = lambda *parts: "/".join(p for p in (root, *parts) if p)  # noqa: E731
-    wnids = [line.strip() for line in _text(tree, join("wnids.txt")) if line.strip()]
+    wnids = [line.strip() for line in _text(tree, join(root, "wnids.txt")) if line.strip()]
     if not wnids:
-        raise UserError(f"{tree.where(join('wnids.txt'))}: lists no classes")
+        raise UserError(f"{tree.where(join(root, 'wnids.txt'))}: lists no classes")
     if len(set(wnids)) != len(wnids):
-        raise UserError(f"{tree.where(join('wnids.txt'))}: lists a class twice")
+        raise UserError(f"{tree.where(join(root, 'wnids.txt'))}: lists a class twice")
     classes = sorted(wnids)
     index = {wnid: i for i, wnid in enumerate(classes)}
 
-    train_groups = tree.files_below(join("train"))
-    train_dirs, _ = tree.listdir(join("train"))
+    train_groups = tree.files_below(join(root, "train"))
+    train_dirs, _ = tree.listdir(join(root, "train"))
     stray = sorted(set(train_dirs) - set(index))
     if stray:
-        raise UserError(f"{tree.where(join('train', stray[0]))}: class folder not listed in wnids.txt")
+        raise UserError(f"{tree.where(join(root, 'train', stray[0]))}: class folder not listed in wnids.txt")
     train_files, train_labels = [], []
     for wnid in classes:
-        prefix = join("train", wnid, "images") + "/"
+        prefix = join(root, "train", wnid, "images") + "/"
         files = [name for name in train_groups.get(wnid, []) if name.startswith(prefix)]
         if not files:
-            raise UserError(f"{tree.where(join('train', wnid, 'images'))}: empty class (no images)")
+            raise UserError(f"{tree.where(join(root, 'train', wnid, 'images'))}: empty class (no images)")
         train_files += files
         train_labels += [index[wnid]] * len(files)
 
-    annotations = join("val", "val_annotations.txt")
+    annotations = join(root, "val", "val_annotations.txt")
     val_labels_by_file: dict[str, int] = {}
     for number, line in enumerate(_text(tree, annotations), 1):
         if not line.strip():
@@ -62,10 +61,10 @@ def read_tinyimagenet(tree: SourceTree, root: str, *, workers: int | None = None
         file, wnid = fields[0].strip(), fields[1].strip()
         if wnid not in index:
             raise UserError(f"{tree.where(annotations)}: line {number}: class {wnid!r} is not in wnids.txt")
-        val_labels_by_file[join("val", "images", file)] = index[wnid]
+        val_labels_by_file[join(root, "val", "images", file)] = index[wnid]
     if not val_labels_by_file:
         raise UserError(f"{tree.where(annotations)}: no annotations")
-    val_images = tree.files_below(join("val", "images")).get("", [])
+    val_images = tree.files_below(join(root, "val", "images")).get("", [])
     unlabelled = sorted(set(val_images) - val_labels_by_file.keys())
     if unlabelled:
         raise UserError(f"{tree.where(unlabelled[0])}: not listed in {annotations.rsplit('/', 1)[-1]}")

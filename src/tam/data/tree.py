@@ -64,10 +64,11 @@ class SourceTree:
     def __init__(self, path: Path, kind: str):
         self.path = path
         self.kind = kind
-        self.files: dict[str, int] = {}  # name -> size
+        self.files: set[str] = set()
         self.dirs: set[str] = {""}
-        self._blobs: dict[str, bytes] = {}
+        self._blobs: dict[str, bytes] = {}  # tar: every file's bytes, read in one pass
         self._zip: zipfile.ZipFile | None = None
+        self._zip_members: dict[str, zipfile.ZipInfo] = {}  # zip: read on demand
         self._index: dict[str, tuple[set[str], list[str]]] | None = None
         try:
             if kind == "dir":
@@ -109,7 +110,7 @@ class SourceTree:
                 except OSError as error:
                     raise UserError(f"{full}: cannot read ({error.strerror or error})") from None
                 if stat.S_ISREG(info.st_mode):
-                    self.files[posixpath.join(rel, filename)] = info.st_size
+                    self.files.add(posixpath.join(rel, filename))
 
     def _read_tar(self) -> None:
         try:
@@ -120,9 +121,8 @@ class SourceTree:
                         self.dirs.add(name)
                     elif member.isfile():
                         extracted = archive.extractfile(member)
-                        data = extracted.read() if extracted is not None else b""
-                        self._blobs[name] = data
-                        self.files[name] = len(data)
+                        self._blobs[name] = extracted.read() if extracted is not None else b""
+                        self.files.add(name)
                     elif member.issym() or member.islnk():
                         raise UserError(f"{self.path}: refused archive member {member.name!r}: a link")
                     else:
@@ -161,8 +161,8 @@ class SourceTree:
                 elif kind not in (0, stat.S_IFREG):
                     raise UserError(f"{self.path}: refused archive member {info.filename!r}: not a regular file")
                 else:
-                    self.files[name] = info.file_size
-                    self._blobs[name] = info  # type: ignore[assignment]  # read on demand
+                    self.files.add(name)
+                    self._zip_members[name] = info
         except UserError:
             raise
         except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
@@ -186,7 +186,7 @@ class SourceTree:
                 raise UserError(f"{self.where(name)}: cannot read ({error.strerror or error})") from None
         if self.kind == "zip":
             try:
-                return self._zip.read(self._blobs[name])
+                return self._zip.read(self._zip_members[name])
             except (zipfile.BadZipFile, EOFError, OSError, zlib.error, RuntimeError, ValueError) as error:
                 raise UserError(f"{self.where(name)}: truncated or corrupt archive member ({_reason(error)})") from None
         return self._blobs[name]
@@ -229,6 +229,11 @@ class SourceTree:
 
 
 _DIGITS = re.compile(r"(\d+)")
+
+
+def join(*parts: str) -> str:
+    """Join tree paths, skipping empty parts (a dataset at the top of its tree has root ``""``)."""
+    return "/".join(part for part in parts if part)
 
 
 def natural_key(name: str) -> list:
