@@ -1,9 +1,15 @@
-"""Shared test setup: the written-out references importable as `reference`, and the real CIFAR-10 path."""
+"""Shared test setup: one intra-op thread, the written-out references importable as `reference`, and the
+real CIFAR-10 path."""
 
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+# Test tensors are small: with several OpenMP threads on a busy machine each op waits on the slowest thread,
+# and a forward/backward that takes 0.1 s on one thread can take 10 s. Benchmarks, not tests, use the cores.
+torch.set_num_threads(1)
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -2,7 +2,7 @@
 
 from tam import functional
 from tam.layers import CrissCross, NonLocal, TransposedAttention, create_attention
-from tam.models import create_model, insert_attention, list_models
+from tam.models import create_model, insert_attention, list_models, model_info
 
 __version__ = "0.1.0"
 
@@ -15,4 +15,5 @@ __all__ = [
     "functional",
     "insert_attention",
     "list_models",
+    "model_info",
 ]

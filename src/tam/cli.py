@@ -13,10 +13,12 @@ from tam.errors import UserError
 
 # name -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "reproduce": ("tam.reproduce.cli", "run an experiment of the thesis as a resumable grid and tabulate it"),
     "bench": ("tam.bench.cli", "benchmark time, memory and FLOPs of every attention kind (JSON, tables, plots)"),
     "train": ("tam.train.cli", "train a model on CIFAR/Tiny-ImageNet (resumable, torchrun-ready)"),
     "plot": ("tam.train.plot", "learning curves of one or more training runs into a PNG"),
     "models": ("tam.models.cli", "list the models: parameters, FLOPs at their input size, where attention sits"),
+    "analyze": ("tam.analysis.cli", "what a trained model's attention learned: maps, magnitude/direction geometry"),
     "data": ("tam.data.cli", "prepare, describe, download and benchmark datasets"),
 }
 

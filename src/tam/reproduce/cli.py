@@ -1,0 +1,37 @@
+"""``tam reproduce EXPERIMENT``: an experiment of the thesis as a resumable grid, ending in a table."""
+
+from __future__ import annotations
+
+import argparse
+
+from tam.errors import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("experiment", help="experiment name (configs/reproduce/<name>.yaml) or YAML path")
+    parser.add_argument("--budget", default="cpu", help="smoke (minutes) | cpu (sized for a small CPU) | "
+                                                        "full (the thesis recipe, for a GPU); default cpu")
+    parser.add_argument("--seeds", type=int, help="seeds per cell (default: the budget's)")
+    parser.add_argument("--out", help="experiment folder (default: runs/reproduce/<experiment>-<budget>)")
+    parser.add_argument("--data", help="dataset source or cache (default: the experiment's)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    parser.add_argument("--resume", action="store_true", help="continue an experiment folder: skip finished "
+                                                              "runs, resume interrupted ones")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tam.reproduce.experiment import load_experiment
+    from tam.reproduce.pipeline import reproduce
+
+    experiment = load_experiment(args.experiment)
+    out = Path(args.out or f"runs/reproduce/{experiment.name}-{args.budget}")
+    if args.seeds is not None and args.seeds < 1:
+        raise UserError(f"--seeds must be ≥ 1, got {args.seeds}")
+    if out.exists() and any(out.iterdir()) and not args.resume:
+        raise UserError(f"--out {out}: holds an earlier experiment; pass --resume to continue it, "
+                        "or choose another --out")
+    readme = reproduce(experiment, args.budget, out, seeds=args.seeds, data=args.data, device=args.device)
+    print(f"table: {readme}")
+    return 0

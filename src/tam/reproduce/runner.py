@@ -1,0 +1,94 @@
+"""Run an experiment's cells: each seed a training run folder, each cell one cost measurement.
+
+Finished runs are skipped, interrupted ones resumed from their checkpoint, so a stopped ``tam reproduce``
+continues where it stopped. Every number of the final table is read back from these folders.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tam.errors import UserError
+from tam.reproduce.experiment import REPO_ROOT, Cell, Experiment
+from tam.train.config import TrainConfig, from_dict, incompatible_keys, load_yaml
+from tam.train.files import write_text_atomic
+
+COST_JSON = "cost.json"
+# Attention kind of training -> the bench kind it runs as (Non-local "auto" takes the fused kernel).
+BENCH_KIND = {"none": "none", "tam": "tam", "nl": "nl_sdpa", "cc": "cc"}
+
+
+def resolve_source(experiment: Experiment, data: str | None) -> str:
+    """The data source to train on: ``--data``, else the experiment's default; missing data is a clear error."""
+    source = data or (str(REPO_ROOT / experiment.source) if experiment.source else None)
+    if source is None or not Path(source).exists():
+        where = f"at {source}" if source else "(the experiment names no default source)"
+        fetch = (f"; or fetch the official archive: tam data download {experiment.dataset} --out DIR"
+                 if experiment.dataset in ("cifar10", "cifar100") else "")
+        raise UserError(f"{experiment.dataset or 'the dataset'} of experiment {experiment.name} is not present "
+                        f"{where}: point to it with tam reproduce {experiment.name} --data PATH{fetch}")
+    return source
+
+
+def run_folder(out: Path, cell: Cell, seed: int) -> Path:
+    return out / cell.name / f"seed{seed}"
+
+
+def cell_config(experiment: Experiment, budget: str, cell: Cell, seed: int, source: str, out: Path,
+                device: str) -> TrainConfig:
+    values = {**experiment.base_config(budget), **cell.values, "seed": seed, "data": source,
+              "out": str(run_folder(out, cell, seed)), "device": device}
+    if values.get("attention", "none") == "none":  # the plain backbone: no placement, no attention options
+        for key in ("attention_blocks", "heads", "attention_options"):
+            values.pop(key, None)
+    return from_dict(values, source=f"experiment {experiment.name}, cell {cell.name}")
+
+
+def is_finished(config: TrainConfig) -> bool:
+    """A run folder whose results cover all epochs of this very config."""
+    folder = Path(config.out)
+    if not (folder / "results.json").is_file() or not (folder / "config.yaml").is_file():
+        return False
+    stored = load_yaml(folder / "config.yaml")
+    results = json.loads((folder / "results.json").read_text())
+    return not incompatible_keys(stored, config) and results.get("epochs_completed") == config.epochs
+
+
+def run_training(configs: list[TrainConfig]) -> None:
+    from tam.train import train
+
+    for number, config in enumerate(configs, 1):
+        if is_finished(config):
+            print(f"[{number}/{len(configs)}] {config.out}: finished, skipped", flush=True)
+            continue
+        print(f"[{number}/{len(configs)}] {config.out}: training", flush=True)
+        train(config, resume=True)
+
+
+def measure_cost(config: TrainConfig, folder: Path, *, quick: bool) -> dict | None:
+    """Time and memory of one training step of the cell's model (the bench's ``network`` measurement).
+
+    Written to ``<cell>/cost.json`` once; ``None`` for cells whose attention options the bench cannot
+    express (e.g. a geometry ablation), whose cost equals their default-option sibling's anyway.
+    """
+    path = folder / COST_JSON
+    if path.is_file():
+        return json.loads(path.read_text())
+    if config.attention_options:
+        return None
+    from tam.bench.runner import Settings, environment, measure_case
+    from tam.bench.suites import Case
+    from tam.models import model_info
+    from tam.train.distributed import resolve_device
+
+    info = model_info(config.model)
+    blocks = tuple(config.attention_blocks or (0,) * info.num_stages) if config.attention != "none" else None
+    case = Case("network", BENCH_KIND[config.attention], config.heads, info.input_size[1], info.input_size[0],
+                config.batch_size, blocks=sum(blocks or ()), model=config.model, attention_blocks=blocks)
+    device = resolve_device(config.device)
+    settings = Settings(budget_s=0.1 if quick else 2.0, min_reps=1 if quick else 5, rss=False)
+    record = {**measure_case(case, device, settings), **environment(device)}
+    write_text_atomic(path, json.dumps(record, indent=2))
+    return record
+

@@ -1,0 +1,70 @@
+"""`tam reproduce`: grids from experiment files, resumable runs, and tables traceable to run folders."""
+
+import json
+import re
+
+import pytest
+
+from data.tam_data_builders import cifar10_files, write
+from tam.cli import main
+from tam.errors import UserError
+from tam.reproduce.experiment import experiment_names, load_experiment
+
+
+@pytest.fixture
+def tiny_cifar10(tmp_path, monkeypatch):
+    """A 200-image CIFAR-10 in the official python format (random pixels), and a private cache dir."""
+    monkeypatch.setenv("TAM_CACHE_DIR", str(tmp_path / "cache"))
+    files, _ = cifar10_files(per_batch=40, test=100)
+    return write(files, tmp_path / "cifar-10-python.tar.gz", kind="tar.gz")
+
+
+def test_smoke_budget_runs_and_tabulates_every_cell(tiny_cifar10, tmp_path, capsys):
+    out = tmp_path / "experiment"
+    args = ["reproduce", "cifar10", "--budget", "smoke", "--data", str(tiny_cifar10), "--out", str(out),
+            "--device", "cpu"]
+    assert main(args) == 0
+    table = (out / "README.md").read_text()
+    cells = [cell.name for cell in load_experiment("cifar10").cells("smoke")]
+    assert cells == ["none", "nl-h1", "nl-h8", "tam-h1", "tam-h8", "cc-h1"]
+    rows = re.findall(r"^\| (\S+) \| ([\d.]+) \| ([\d.]+) \| 1 \| ([\d.]+)M \|", table, flags=re.M)
+    assert [row[0] for row in rows] == cells
+    for cell, top1_error, _, _ in rows:  # every number traceable to its run folder
+        results = json.loads((out / cell / "seed0" / "results.json").read_text())
+        assert float(top1_error) == pytest.approx(100 - results["final_top1"], abs=0.005)
+        assert (out / cell / "cost.json").is_file()
+    assert "1 head(s): TAM ≥ Non-local in accuracy" in table and "8 head(s)" in table
+    assert "| none | " in table and "| 1.00× | 1.00× |" in table
+
+    # A second call without --resume refuses to mix experiments; with --resume everything is skipped.
+    assert main(args) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert main([*args, "--resume"]) == 0
+    assert capsys.readouterr().out.count("finished, skipped") == len(cells)
+    assert (out / "README.md").read_text() == table
+
+
+def test_missing_data_says_how_to_get_it(tmp_path, capsys):
+    assert main(["reproduce", "cifar100", "--budget", "smoke", "--out", str(tmp_path / "x")]) == 2
+    message = capsys.readouterr().err
+    assert "cifar100 of experiment cifar100 is not present" in message
+    assert "--data PATH" in message and "tam data download cifar100 --out DIR" in message
+
+
+def test_every_experiment_file_expands_for_every_budget():
+    assert {"cifar10", "cifar100", "tinyimagenet", "geometry", "costs"} <= set(experiment_names())
+    for name in experiment_names():
+        experiment = load_experiment(name)
+        if experiment.bench is None:
+            for budget in ("smoke", "cpu", "full"):
+                assert experiment.cells(budget)
+    geometry = [cell.name for cell in load_experiment("geometry").cells("full")]
+    assert "tam-h1-normalization=scale-geometry=direction" in geometry
+    assert "tam-h1-normalization=softmax-geometry=magnitude" not in geometry  # a dead block: refused
+
+
+def test_unknown_experiment_and_budget():
+    with pytest.raises(UserError, match="no experiment 'cifar11'; known: .*cifar10"):
+        load_experiment("cifar11")
+    with pytest.raises(UserError, match="--budget: 'huge' is not one of smoke, cpu, full"):
+        load_experiment("cifar10").cells("huge")
