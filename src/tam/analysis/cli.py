@@ -1,0 +1,97 @@
+"""``tam analyze --checkpoint RUN_OR_FILE --data SOURCE --out DIR``: what a trained model's attention learned."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tam.errors import UserError
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, metavar="RUN_OR_FILE",
+                        help=f"a `tam train` run folder (its {CHECKPOINT}) or a checkpoint file")
+    parser.add_argument("--data", required=True, metavar="SOURCE",
+                        help="dataset source or prepared cache; its test split is analysed")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.md, analysis.json and PNGs")
+    parser.add_argument("--images", type=int, default=128,
+                        help="class-balanced test images for the statistics (default: 128)")
+    parser.add_argument("--figure-images", type=int, default=4,
+                        help="images in the map figures, one per class (default: 4)")
+    parser.add_argument("--queries", nargs="+", default=None, metavar="ROW,COL",
+                        help="query positions as fractions of each block's grid (default: 0.5,0.5 0.2,0.25 0.75,0.75)")
+    parser.add_argument("--query-block", type=int, default=256,
+                        help="queries per block of the N×N map held at once (default: 256)")
+    parser.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N (default: auto)")
+    parser.add_argument("--cache-dir", default=None, help="where to keep the prepared dataset cache")
+
+
+def parse_points(texts: list[str]) -> list[tuple[float, float]]:
+    """``["0.5,0.5", ...]`` -> ``[(0.5, 0.5), ...]``, each in ``[0, 1]``; else a UserError naming ``--queries``."""
+    points = []
+    for text in texts:
+        try:
+            point = tuple(float(part) for part in text.split(","))
+        except ValueError:
+            point = ()
+        if len(point) != 2 or not all(0.0 <= v <= 1.0 for v in point):
+            raise UserError(f"--queries: {text!r} is not ROW,COL with both fractions in [0, 1] (e.g. 0.5,0.5)")
+        points.append(point)
+    return points
+
+
+def checkpoint_path(value: str) -> Path:
+    """The checkpoint file of a run folder, or the file itself."""
+    path = Path(value)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.is_file():
+        raise UserError(f"--checkpoint: {path} does not exist (give a `tam train` run folder or a checkpoint file)")
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from tam.analysis.analyze import QUERY_POINTS, analyze
+    from tam.analysis.model import load_trained
+    from tam.data import DeviceLoader, load_dataset
+    from tam.train.subset import balanced_subset
+
+    for flag, value in (("--images", args.images), ("--figure-images", args.figure_images),
+                        ("--query-block", args.query_block)):
+        if value < 1:
+            raise UserError(f"{flag}: must be at least 1, got {value}")
+    points = parse_points(args.queries) if args.queries else QUERY_POINTS
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise UserError(f"--device: {args.device!r} is not a device (auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device: CUDA is not available on this machine")
+
+    path = checkpoint_path(args.checkpoint)
+    dataset = load_dataset(args.data, cache_dir=args.cache_dir)
+    model, about = load_trained(path, dataset.num_classes)
+    model.to(device)
+    pick = balanced_subset(dataset.test_labels, args.images)
+    loader = DeviceLoader(dataset.test_images[pick], dataset.test_labels[pick], batch_size=len(pick), train=False,
+                          augment=dataset.augment, mean=dataset.mean, std=dataset.std, device=device)
+    images, labels = next(iter(loader))
+    mean = torch.tensor(dataset.mean, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(dataset.std, device=device).view(1, -1, 1, 1)
+    shown = balanced_subset(labels.cpu(), min(args.figure_images, len(labels))).tolist()
+    about["data"] = f"{args.data} ({dataset.name}, test split, {len(pick)} class-balanced images)"
+    analysis = analyze(model, images, images * std + mean, args.out, labels=labels, figure_images=shown,
+                       points=points, query_block=args.query_block, about=about)
+    for block in analysis["blocks"]:
+        if "magnitude_correlation" in block:
+            print(f"{block['name']}: {block['kind']} {block['normalization']} {block['geometry']}  "
+                  f"rho(|k|) {block['magnitude_correlation']['mean']:+.2f}  "
+                  f"rho(cos) {block['direction_correlation']['mean']:+.2f}  "
+                  f"row entropy {block['row_entropy']['mean']:.2f}")
+    print(f"wrote {Path(args.out) / 'report.md'}")
+    return 0

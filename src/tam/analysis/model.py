@@ -1,0 +1,60 @@
+"""A trained model back from a `tam train` checkpoint: rebuilt from its stored config, weights loaded strictly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from tam.errors import UserError
+from tam.train.checkpoint import load_checkpoint
+from tam.train.config import TrainConfig, from_dict
+from tam.train.metrics import read_metrics
+
+
+def model_from_config(config: TrainConfig, num_classes: int) -> nn.Module:
+    """The model ``config`` describes (as `tam train` builds it), freshly initialised."""
+    from tam.models import create_model
+
+    attention = None if config.attention == "none" else config.attention
+    options = {"heads": config.heads, **config.attention_options} if attention else {}
+    try:
+        return create_model(config.model, num_classes=num_classes, attention=attention,
+                            attention_blocks=config.attention_blocks and tuple(config.attention_blocks), **options)
+    except (ValueError, TypeError) as error:
+        raise UserError(f"model: {error}") from None
+
+
+def load_trained(path: str | Path, num_classes: int) -> tuple[nn.Module, dict]:
+    """The model of checkpoint ``path`` in eval mode, and a description of it for reports.
+
+    The description says which model, which checkpoint and epoch, and the test top-1 that training logged at
+    that epoch (from ``metrics.jsonl`` beside the checkpoint, when present).
+    """
+    path = Path(path)
+    checkpoint = load_checkpoint(path)
+    config = from_dict(checkpoint["config"], source=str(path))
+    model = model_from_config(config, num_classes)
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise UserError(f"{path}: its weights do not fit {config.model} with {num_classes} classes "
+                        f"(the classes of --data): {first}") from None
+    epoch = checkpoint.get("epoch")
+    logged = next((r for r in read_metrics(path.parent) if r.get("epoch") == epoch), None)
+    options = ", ".join(f"{k}={v}" for k, v in config.attention_options.items())
+    attention = "none" if config.attention == "none" else (
+        f"{config.attention} (heads {config.heads}, blocks {config.attention_blocks}{', ' + options if options else ''})")
+    subset = f", {config.limit_train} training images" if config.limit_train else ""
+    about = {
+        "label": f"{config.model} + {config.attention}",
+        "checkpoint": f"{path} (epoch {epoch} of {config.epochs})",
+        "trained": f"{config.model}, attention {attention}, {config.data}{subset}, seed {config.seed}"
+                   + (f"; test top-1 {logged['test_top1']:.2f}% at epoch {epoch}" if logged else ""),
+        "model": config.model,
+        "attention": config.attention,
+        "epoch": epoch,
+        "test_top1_logged": logged["test_top1"] if logged else None,
+    }
+    return model.eval(), about

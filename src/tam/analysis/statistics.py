@@ -1,0 +1,118 @@
+"""Per-block statistics on a batch of real inputs: what each key receives, how spread the rows are, and the
+spectrum of TAM's ``d×d`` map. Maps are reduced one query block at a time (:func:`~tam.analysis.maps.map_blocks`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+from torch import Tensor
+
+from tam.analysis.geometry import effective_rank, key_factors, rank_correlation, row_entropy
+from tam.analysis.maps import MAX_ELEMENTS, QUERY_BLOCK, has_spatial_map, key_support, map_blocks
+from tam.layers import ATTENTION_LAYERS, AttentionBlock, TransposedAttention
+
+
+@torch.no_grad()
+def received_weights(
+    block: AttentionBlock, x: Tensor, *, query_block: int = QUERY_BLOCK, max_elements: int = MAX_ELEMENTS
+) -> tuple[Tensor, Tensor]:
+    """The mean weight each key receives over all queries, and the mean row entropy (see :func:`row_entropy`).
+
+    Shape:
+        x: ``[B, C, *S]`` -> received ``[B, h, N_keys]``, entropy ``[B, h]``.
+    """
+    spatial = tuple(x.shape[2:])
+    support = key_support(block, spatial)
+    received = entropy = None
+    for images, _, weights in map_blocks(block, x, query_block=query_block, max_elements=max_elements):
+        if received is None:
+            received = weights.new_zeros(x.shape[0], block.heads, weights.shape[-1])
+            entropy = weights.new_zeros(x.shape[0], block.heads)
+        received[images] += weights.sum(-2)
+        entropy[images] += row_entropy(weights, support).sum(-1)
+    n = math.prod(spatial)
+    return received / n, entropy / n
+
+
+@dataclasses.dataclass
+class BlockStatistics:
+    """What one attention block did on a batch. Tensors are per image and head; ``None`` where not defined
+    (no spatial map for TAM ``softmax``; no ``d×d`` map for Non-local and Criss-cross).
+
+    Attributes:
+        received: mean weight each key receives, ``[B, h, N_keys]``.
+        magnitude, alignment: ``|k_j|`` and ``cos∠(k_j, q̂)`` of the same keys (:func:`key_factors`).
+        entropy: mean row entropy as a fraction of ``log(keys a query sees)``, ``[B, h]``.
+        singular_values: of TAM's ``M`` per head, descending, ``[B, h, d]``.
+    """
+
+    name: str
+    kind: str
+    normalization: str
+    geometry: str
+    heads: int
+    head_channels: int
+    spatial: tuple[int, ...]
+    received: Tensor | None = None
+    magnitude: Tensor | None = None
+    alignment: Tensor | None = None
+    entropy: Tensor | None = None
+    singular_values: Tensor | None = None
+
+    def cpu(self) -> BlockStatistics:
+        """The same statistics with every tensor on the CPU (for drawing)."""
+        tensors = ("received", "magnitude", "alignment", "entropy", "singular_values")
+        return dataclasses.replace(self, **{f: getattr(self, f).cpu() for f in tensors if getattr(self, f) is not None})
+
+    def magnitude_correlation(self) -> Tensor:
+        """Spearman ρ of received weight with ``|k|``, per image and head, ``[B, h]``."""
+        return rank_correlation(self.received, self.magnitude)
+
+    def direction_correlation(self) -> Tensor:
+        """Spearman ρ of received weight with ``cos∠(k, q̂)``, per image and head, ``[B, h]``."""
+        return rank_correlation(self.received, self.alignment)
+
+    def summary(self) -> dict:
+        """Plain numbers for ``analysis.json``: each statistic's mean and per-head means over the images."""
+        out = {field: getattr(self, field) for field in
+               ("name", "kind", "normalization", "geometry", "heads", "head_channels")}
+        out["spatial"] = list(self.spatial)
+        if self.received is not None:
+            out["keys"] = self.received.shape[-1]
+            out["magnitude_correlation"] = _per_head(self.magnitude_correlation())
+            out["direction_correlation"] = _per_head(self.direction_correlation())
+            out["row_entropy"] = _per_head(self.entropy)
+        if self.singular_values is not None:
+            out["effective_rank"] = _per_head(effective_rank(self.singular_values))
+            out["singular_values"] = [[round(v, 6) for v in head] for head in self.singular_values.mean(0).tolist()]
+        return out
+
+
+def _per_head(values: Tensor) -> dict:
+    per_head = values.double().mean(0)
+    return {"mean": round(per_head.mean().item(), 4), "per_head": [round(v, 4) for v in per_head.tolist()]}
+
+
+def kind_of(block: AttentionBlock) -> str:
+    """The factory name of ``block``'s kind (``"tam"``, ``"nl"``, ``"cc"``)."""
+    return next(kind for kind, cls in ATTENTION_LAYERS.items() if type(block) is cls)
+
+
+@torch.no_grad()
+def block_statistics(
+    name: str, block: AttentionBlock, x: Tensor, *, query_block: int = QUERY_BLOCK, max_elements: int = MAX_ELEMENTS
+) -> BlockStatistics:
+    """Measure ``block`` on its input ``x`` (``[B, C, *S]``): see :class:`BlockStatistics`."""
+    stats = BlockStatistics(
+        name=name, kind=kind_of(block), normalization=getattr(block, "normalization", "softmax"),
+        geometry=block.geometry, heads=block.heads, head_channels=block.head_channels, spatial=tuple(x.shape[2:]),
+    )
+    if has_spatial_map(block):
+        stats.received, stats.entropy = received_weights(block, x, query_block=query_block, max_elements=max_elements)
+        stats.magnitude, stats.alignment = key_factors(block, x)
+    if isinstance(block, TransposedAttention):
+        stats.singular_values = torch.linalg.svdvals(block.transposed_map(x).double())
+    return stats
