@@ -22,15 +22,21 @@ from tam.layers.shell import AttentionBlock
 IMPLS = ("auto", "transposed", "gram")
 
 
-def evaluation_costs(n: int, channels: int, embed: int, heads: int) -> tuple[int, int]:
-    """Cost per sample of the transposed order and of the Gram form: MACs plus elements written.
+# Time to stream one element through memory, in multiply-accumulates of a large matmul: elementwise and
+# layout work runs at memory bandwidth, matmuls at compute speed. Calibrated on this project's CPU benchmark
+# (C = 64-256 at 8²-56², 1-16 heads, forward+backward), where it ranks the two forms as measured.
+WRITE_COST = 32
 
-    Writes count because at equal MACs the form that streams fewer ``[C or E, N]`` tensors through memory
-    is the faster one: the transposed order writes q, k, v, the scaled k and v, ``a`` and ``Wz a``
-    (``6E + C`` per position); the Gram form writes the scaled ``x`` and ``M x`` (``2C``).
+
+def evaluation_costs(n: int, channels: int, embed: int, heads: int) -> tuple[int, int]:
+    """Cost per sample of the transposed order and of the Gram form: MACs plus weighted elements written.
+
+    The transposed order writes q, k, v, the scaled k and v, ``a`` and ``Wz a`` (``6E + C`` per position);
+    the Gram form writes the scaled ``x`` and ``M x`` (``2C``), but pays ``C×C`` work per sample, which
+    loses on small maps with many channels.
     """
-    transposed = transposed_macs(n, channels, embed, heads) + n * (6 * embed + channels)
-    gram = gram_macs(n, channels, embed, heads) + n * 2 * channels
+    transposed = transposed_macs(n, channels, embed, heads) + WRITE_COST * n * (6 * embed + channels)
+    gram = gram_macs(n, channels, embed, heads) + WRITE_COST * n * 2 * channels
     return transposed, gram
 
 
