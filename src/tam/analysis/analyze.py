@@ -91,14 +91,16 @@ def analyze(
 
     cpu_stats = [s.cpu() for s in stats]
     label = (about or {}).get("label", type(model).__name__)
-    files["geometry"] = _write_png(out, GEOMETRY_PNG, geometry_figure(cpu_stats, title=f"{label}: geometry of attention"))
+    geometry_png = geometry_figure(cpu_stats, title=f"{label}: geometry of attention")
+    files["geometry"] = _write_png(out, GEOMETRY_PNG, geometry_png)
     if any(s.received is not None for s in cpu_stats):
         files["keys"] = _write_png(out, KEYS_PNG, keys_figure(cpu_stats, title=f"{label}: what each key receives"))
 
+    top1 = None if labels is None else round(100 * (logits.argmax(1) == labels).double().mean().item(), 2)
     analysis = {
         "about": about or {},
         "images": len(images),
-        "top1_on_images": None if labels is None else round(100 * (logits.argmax(1) == labels).float().mean().item(), 2),
+        "top1_on_images": top1,
         "query_points": [list(p) for p in points],
         "query_block": query_block,
         "figure_images": shown,

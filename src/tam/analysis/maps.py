@@ -18,7 +18,8 @@ MAX_ELEMENTS = 1 << 24  # one map block of at most 16 Mi entries (64 MB in float
 
 def attention_blocks(model: nn.Module) -> list[tuple[str, AttentionBlock]]:
     """The attention blocks of ``model`` with their qualified names, in forward order of registration."""
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, AttentionBlock) and not isinstance(m, Floor)]
+    return [(name, m) for name, m in model.named_modules()
+            if isinstance(m, AttentionBlock) and not isinstance(m, Floor)]
 
 
 @torch.no_grad()

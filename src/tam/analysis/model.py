@@ -43,9 +43,9 @@ def load_trained(path: str | Path, num_classes: int) -> tuple[nn.Module, dict]:
                         f"(the classes of --data): {first}") from None
     epoch = checkpoint.get("epoch")
     logged = next((r for r in read_metrics(path.parent) if r.get("epoch") == epoch), None)
-    options = ", ".join(f"{k}={v}" for k, v in config.attention_options.items())
+    options = "".join(f", {k}={v}" for k, v in config.attention_options.items())
     attention = "none" if config.attention == "none" else (
-        f"{config.attention} (heads {config.heads}, blocks {config.attention_blocks}{', ' + options if options else ''})")
+        f"{config.attention} (heads {config.heads}, blocks {config.attention_blocks}{options})")
     subset = f", {config.limit_train} training images" if config.limit_train else ""
     about = {
         "label": f"{config.model} + {config.attention}",
