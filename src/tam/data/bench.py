@@ -183,6 +183,8 @@ def markdown(result: dict) -> str:
         f"- Load average at start / end: {m['load_average_at_start']} / {m['load_average_at_end']} "
         "(the CPU is shared; higher load means slower figures)",
         f"- Data: {result['data']}; batch size {result['batch_size']}, channels_last {result['channels_last']}",
+        *([f"- Command: `{result['command']}`"] if result.get("command") else []),
+        *([f"- Note: {result['note']}"] if result.get("note") else []),
         "",
     ]
     if "prepare_s" in result:

@@ -43,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--no-model", action="store_true", help="skip the preresnet20 step yardstick")
+    p.add_argument("--note", help="a remark recorded with the results (e.g. what else ran on the machine)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,7 +130,12 @@ def _bench(args) -> int:
         )
     finally:
         torch.set_num_threads(threads)
-    result["command"] = "tam data bench " + " ".join(sys.argv[3:] if sys.argv[1:3] == ["data", "bench"] else [])
+    options = {"--source": args.source, "--batch-size": args.batch_size, "--device": args.device,
+               "--passes": args.passes, "--threads": args.threads or threads}
+    flags = [flag for flag, on in (("--channels-last", args.channels_last), ("--no-model", args.no_model)) if on]
+    result["command"] = " ".join(["tam data bench", *(f"{k} {v}" for k, v in options.items() if v is not None), *flags])
+    if args.note:
+        result["note"] = args.note
     json_path, md_path = write_results(result, args.out)
     print(md_path.read_text(), end="")
     print(f"wrote {json_path} and {md_path}")
