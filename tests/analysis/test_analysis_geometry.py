@@ -5,7 +5,14 @@ import math
 import pytest
 import torch
 
-from tam.analysis.geometry import average_ranks, effective_rank, is_constant, rank_correlation, row_entropy
+from tam.analysis.geometry import (
+    average_ranks,
+    effective_rank,
+    is_constant,
+    logit_spread,
+    rank_correlation,
+    row_entropy,
+)
 
 
 def test_ranks_share_ties():
@@ -47,6 +54,14 @@ def test_row_entropy_counts_only_the_keys_a_query_sees():
     cross[..., :9] = 1 / 9  # a 5×5 grid: a row and a column hold 9 keys
     assert row_entropy(cross, 9).item() == pytest.approx(1.0)
     assert row_entropy(cross, 25).item() == pytest.approx(math.log(9) / math.log(25))
+
+
+def test_logit_spread_recovers_the_std_of_softmax_logits_on_the_support():
+    logits = torch.randn(3, 4, 20, dtype=torch.float64) * 2.5
+    torch.testing.assert_close(logit_spread(torch.softmax(logits, -1)), logits.std(-1, unbiased=False))
+    cross = torch.zeros(1, 10, dtype=torch.float64)
+    cross[0, :4] = torch.softmax(logits[0, 0, :4], -1)  # zeros off the support are skipped
+    torch.testing.assert_close(logit_spread(cross), logits[0, 0, :4].std(unbiased=False)[None])
 
 
 def test_effective_rank_of_rank_one_and_flat_spectra():

@@ -70,6 +70,7 @@ def test_softmax_leans_on_magnitude_and_scale_on_direction(random_directions):
     assert scale.direction_correlation().mean() > 0.8
     assert direction.magnitude_correlation().mean().abs() < 0.1
     assert direction.direction_correlation().mean() > 0.8
+    assert softmax.logit_spread.mean() > 1 and scale.logit_spread is None  # past the linear regime of exp
 
 
 def test_implied_tam_weights_equal_the_non_local_scale_map(random_directions):

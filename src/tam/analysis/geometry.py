@@ -68,6 +68,22 @@ def row_entropy(weights: Tensor, support: int) -> Tensor:
     return entropy / math.log(max(support, 2))
 
 
+def logit_spread(weights: Tensor) -> Tensor:
+    """Standard deviation over the keys of ``log w_ij`` per row: for a softmax row, that of its logits ``τ q_i·k_j``.
+
+    It tells the softmax's regime: with a spread well below 1, ``exp`` is nearly linear and the softmax weighs
+    keys almost as the ``scale`` form does; only larger logits let it single out keys by magnitude. Zeros
+    (positions off a Criss-cross row's support) are skipped.
+
+    Shape: ``[..., Q, N]`` -> ``[..., Q]``.
+    """
+    seen = weights > 0
+    count = seen.sum(-1).clamp_min(1)
+    logs = torch.where(seen, weights.clamp_min(torch.finfo(weights.dtype).tiny).log(), 0.0)
+    mean = logs.sum(-1, keepdim=True) / count.unsqueeze(-1)
+    return ((torch.where(seen, logs - mean, 0.0) ** 2).sum(-1) / count).sqrt()
+
+
 def effective_rank(singular_values: Tensor) -> Tensor:
     """``exp`` of the entropy of the normalised singular values: 1 for rank one, ``d`` for a flat spectrum.
 

@@ -12,7 +12,9 @@ measured on the raw keys (before the block's own geometry mode): the magnitude `
 as the alignment `cos∠(k_j, q̂)` with the mean query direction `q̂`. Spearman's ρ of the received weight with
 each factor says which one the attention follows (ρ per image and head, then averaged; a map that is flat to
 1e-4 counts as ρ = 0). *Row entropy* is the entropy of each query's row `|w_ij| / Σ_j |w_ij|` as a fraction
-of `log(keys it sees)`: 1 is uniform. For TAM the *effective rank* of the `d×d` map `M` is `exp` of the
+of `log(keys it sees)`: 1 is uniform. *Logit spread* (softmax maps) is the standard deviation of a row's
+logits `τ·q_i·k_j` over its keys: well below 1, `exp` is nearly linear and softmax weighs keys almost as the
+`scale` form does (by `q̂·k`, i.e. by direction); it leans on the key norms only as the logits grow. For TAM the *effective rank* of the `d×d` map `M` is `exp` of the
 entropy of its normalised singular values (1 = rank one, `d` = flat spectrum)."""
 
 
@@ -57,14 +59,15 @@ def render_report(analysis: dict) -> str:
                  f"{analysis['device']}.")
     lines += ["", READING, "", "## Geometry per attention block", "",
               "| block | kind | normalization | geometry | grid | heads × d | keys | ρ(received, \\|k\\|) "
-              "| ρ(received, cos∠(k, q̂)) | row entropy | effective rank of M |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| ρ(received, cos∠(k, q̂)) | row entropy | logit spread | effective rank of M |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for block in analysis["blocks"]:
         lines.append(
             f"| `{block['name']}` | {block['kind']} | {block['normalization']} | {block['geometry']} | "
             f"{'×'.join(map(str, block['spatial']))} | {block['heads']} × {block['head_channels']} | "
             f"{block.get('keys', '–')} | {_num(block.get('magnitude_correlation'))} | "
             f"{_num(block.get('direction_correlation'))} | {_plain(block.get('row_entropy'))} | "
+            f"{_plain(block.get('logit_spread'))} | "
             f"{_rank(block)} |"
         )
     verdicts = [v for v in map(_verdict, analysis["blocks"]) if v]

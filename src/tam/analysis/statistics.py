@@ -10,7 +10,7 @@ import math
 import torch
 from torch import Tensor
 
-from tam.analysis.geometry import effective_rank, key_factors, rank_correlation, row_entropy
+from tam.analysis.geometry import effective_rank, key_factors, logit_spread, rank_correlation, row_entropy
 from tam.analysis.maps import MAX_ELEMENTS, QUERY_BLOCK, has_spatial_map, key_support, map_blocks
 from tam.layers import ATTENTION_LAYERS, AttentionBlock, TransposedAttention
 
@@ -18,23 +18,28 @@ from tam.layers import ATTENTION_LAYERS, AttentionBlock, TransposedAttention
 @torch.no_grad()
 def received_weights(
     block: AttentionBlock, x: Tensor, *, query_block: int = QUERY_BLOCK, max_elements: int = MAX_ELEMENTS
-) -> tuple[Tensor, Tensor]:
-    """The mean weight each key receives over all queries, and the mean row entropy (see :func:`row_entropy`).
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The mean weight each key receives over all queries, the mean row entropy (:func:`row_entropy`) and,
+    for softmax maps, the mean logit spread (:func:`logit_spread`; None for ``scale`` maps).
 
     Shape:
-        x: ``[B, C, *S]`` -> received ``[B, h, N_keys]``, entropy ``[B, h]``.
+        x: ``[B, C, *S]`` -> received ``[B, h, N_keys]``, entropy ``[B, h]``, spread ``[B, h]`` or None.
     """
     spatial = tuple(x.shape[2:])
     support = key_support(block, spatial)
-    received = entropy = None
+    softmax = getattr(block, "normalization", "softmax") == "softmax"
+    received = entropy = spread = None
     for images, _, weights in map_blocks(block, x, query_block=query_block, max_elements=max_elements):
         if received is None:
             received = weights.new_zeros(x.shape[0], block.heads, weights.shape[-1])
             entropy = weights.new_zeros(x.shape[0], block.heads)
+            spread = weights.new_zeros(x.shape[0], block.heads) if softmax else None
         received[images] += weights.sum(-2)
         entropy[images] += row_entropy(weights, support).sum(-1)
+        if softmax:
+            spread[images] += logit_spread(weights).sum(-1)
     n = math.prod(spatial)
-    return received / n, entropy / n
+    return received / n, entropy / n, None if spread is None else spread / n
 
 
 @dataclasses.dataclass
@@ -46,6 +51,7 @@ class BlockStatistics:
         received: mean weight each key receives, ``[B, h, N_keys]``.
         magnitude, alignment: ``|k_j|`` and ``cos∠(k_j, q̂)`` of the same keys (:func:`key_factors`).
         entropy: mean row entropy as a fraction of ``log(keys a query sees)``, ``[B, h]``.
+        logit_spread: mean over rows of the std of a softmax row's logits, ``[B, h]`` (None for ``scale``).
         singular_values: of TAM's ``M`` per head, descending, ``[B, h, d]``.
     """
 
@@ -60,11 +66,12 @@ class BlockStatistics:
     magnitude: Tensor | None = None
     alignment: Tensor | None = None
     entropy: Tensor | None = None
+    logit_spread: Tensor | None = None
     singular_values: Tensor | None = None
 
     def cpu(self) -> BlockStatistics:
         """The same statistics with every tensor on the CPU (for drawing)."""
-        tensors = ("received", "magnitude", "alignment", "entropy", "singular_values")
+        tensors = ("received", "magnitude", "alignment", "entropy", "logit_spread", "singular_values")
         return dataclasses.replace(self, **{f: getattr(self, f).cpu() for f in tensors if getattr(self, f) is not None})
 
     def magnitude_correlation(self) -> Tensor:
@@ -85,6 +92,8 @@ class BlockStatistics:
             out["magnitude_correlation"] = _per_head(self.magnitude_correlation())
             out["direction_correlation"] = _per_head(self.direction_correlation())
             out["row_entropy"] = _per_head(self.entropy)
+        if self.logit_spread is not None:
+            out["logit_spread"] = _per_head(self.logit_spread)
         if self.singular_values is not None:
             out["effective_rank"] = _per_head(effective_rank(self.singular_values))
             out["singular_values"] = [[round(v, 6) for v in head] for head in self.singular_values.mean(0).tolist()]
@@ -111,7 +120,8 @@ def block_statistics(
         geometry=block.geometry, heads=block.heads, head_channels=block.head_channels, spatial=tuple(x.shape[2:]),
     )
     if has_spatial_map(block):
-        stats.received, stats.entropy = received_weights(block, x, query_block=query_block, max_elements=max_elements)
+        blocking = dict(query_block=query_block, max_elements=max_elements)
+        stats.received, stats.entropy, stats.logit_spread = received_weights(block, x, **blocking)
         stats.magnitude, stats.alignment = key_factors(block, x)
     if isinstance(block, TransposedAttention):
         stats.singular_values = torch.linalg.svdvals(block.transposed_map(x).double())
