@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 LEAN_MARGIN = 0.2  # a block "follows" one factor when its ρ beats the other's by this much
+LINEAR_SPREAD = 0.5  # softmax logits spread less than this: exp is close to linear over a row
 
 READING = """\
 **How to read this.** `q·k = |q||k|cos∠`. For every key `j` the *received weight* is the mean over all
@@ -14,8 +15,9 @@ each factor says which one the attention follows (ρ per image and head, then av
 1e-4 counts as ρ = 0). *Row entropy* is the entropy of each query's row `|w_ij| / Σ_j |w_ij|` as a fraction
 of `log(keys it sees)`: 1 is uniform. *Logit spread* (softmax maps) is the standard deviation of a row's
 logits `τ·q_i·k_j` over its keys: well below 1, `exp` is nearly linear and softmax weighs keys almost as the
-`scale` form does (by `q̂·k`, i.e. by direction); it leans on the key norms only as the logits grow. For TAM the *effective rank* of the `d×d` map `M` is `exp` of the
-entropy of its normalised singular values (1 = rank one, `d` = flat spectrum)."""
+`scale` form does (by `q̂·k`, i.e. by direction); it leans on the key norms only as the logits grow. For TAM
+the *effective rank* of the `d×d` map `M` is `exp` of the entropy of its normalised singular values (1 = rank
+one, `d` = flat spectrum)."""
 
 
 def _num(entry: dict | None) -> str:
@@ -41,8 +43,11 @@ def _verdict(block: dict) -> str | None:
         lean = "follows the key **direction** more than its magnitude"
     else:
         lean = "leans on neither factor clearly"
+    spread = block.get("logit_spread", {}).get("mean")
+    regime = "" if spread is None or spread >= LINEAR_SPREAD else (
+        f"; logit spread {spread:.2f}: the softmax is in its near-linear regime, where it weighs keys as `scale` does")
     return (f"- `{block['name']}` ({block['kind']}, {block['normalization']}, geometry {block['geometry']}): "
-            f"received weight {lean} (ρ(|k|) = {magnitude:+.2f}, ρ(cos) = {direction:+.2f}).")
+            f"received weight {lean} (ρ(|k|) = {magnitude:+.2f}, ρ(cos) = {direction:+.2f}{regime}).")
 
 
 def render_report(analysis: dict) -> str:
