@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +69,27 @@ def test_unknown_experiment_and_budget():
         load_experiment("cifar11")
     with pytest.raises(UserError, match="--budget: 'huge' is not one of smoke, cpu, full"):
         load_experiment("cifar10").cells("huge")
+
+
+def test_geometry_ablation_cells_build_the_blocks_they_name():
+    import torch
+
+    from tam.analysis.model import model_from_config
+    from tam.layers import AttentionBlock
+    from tam.reproduce.runner import cell_config
+
+    experiment = load_experiment("geometry")
+    seen = set()
+    for cell in experiment.cells("full"):
+        config = cell_config(experiment, "full", cell, 0, "unused", Path("runs"), "cpu")
+        model = model_from_config(config, num_classes=10)
+        blocks = [m for m in model.modules() if isinstance(m, AttentionBlock)]
+        assert len(blocks) == 2 and config.epochs == 300 and config.model == "preresnet56"
+        options = config.attention_options
+        assert all((b.geometry, b.normalization) == (options["geometry"], options["normalization"]) for b in blocks)
+        seen.add((config.attention, options["geometry"], options["normalization"]))
+        with torch.no_grad():
+            assert model.eval()(torch.randn(1, 3, 32, 32)).isfinite().all()
+    every = {(kind, g, n) for kind in ("nl", "tam") for g in ("full", "magnitude", "direction")
+             for n in ("softmax", "scale")}
+    assert seen == every - {("tam", "magnitude", "softmax")}
