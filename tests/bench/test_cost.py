@@ -16,6 +16,21 @@ def test_counted_flops_match_the_formulas(kind, heads, blocks):
     assert counted == analytic_flops(case)
 
 
+@pytest.mark.parametrize("channels,side", [(16, 8), (256, 2)])
+def test_tam_count_follows_the_form_the_layer_dispatches_to(channels, side):
+    case = Case("heads", "tam", heads=2, side=side, channels=channels, batch=2)
+    workload = build_workload(case)
+    counted, _ = count_flops(workload.forward)
+    assert counted == analytic_flops(case)
+
+
+def test_both_tam_forms_are_exercised():
+    from tam.layers import TransposedAttention
+
+    assert TransposedAttention(16, heads=2).uses_gram((8, 8))
+    assert not TransposedAttention(256, heads=2).uses_gram((2, 2))
+
+
 def test_criss_cross_counts_itself_twice():
     # The kernel scores each position against its whole row and column (H+W keys, itself masked once),
     # where the formula counts the H+W−1 distinct ones.
@@ -26,11 +41,11 @@ def test_criss_cross_counts_itself_twice():
     assert counted == 2 * 2 * passes * (4 * n * c * e + 2 * n * 12 * e)
 
 
-def test_tam_flops_fall_with_heads_and_non_local_flops_do_not():
+def test_tam_flops_do_not_grow_with_heads_and_non_local_flops_dwarf_them():
     def flops(kind, heads):
         return analytic_flops(Case("heads", kind, heads=heads, side=32, channels=64, batch=1))
 
-    assert flops("tam", 16) < flops("tam", 1) < flops("nl", 1) == flops("nl", 16)
+    assert flops("tam", 16) <= flops("tam", 1) < flops("nl", 1) == flops("nl", 16)
 
 
 def test_no_formula_for_a_network():

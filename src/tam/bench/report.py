@@ -71,8 +71,9 @@ def markdown(records: Sequence[dict]) -> str:
             " excluded); *RSS*: peak resident memory of one training step in a fresh process, above its imports."
         ),
         "- FLOPs: forward, counted by `FlopCounterMode` (2 per multiply-add of convolutions, matmuls and fused"
-        " attention; elementwise work not counted), then the analytic count of DESIGN §1; they differ only"
-        " for `cc`, whose kernel scores each position against itself twice.",
+        " attention; elementwise work not counted), then the analytic count of DESIGN §1 (for `tam`, of the"
+        " form its dispatch runs: transposed order or Gram form); they differ only for `cc`, whose kernel"
+        " scores each position against itself twice.",
         "- `floor`: the block shell (projections, BN, residual) with no attention core, the cost no kind can"
         " go below. OOM: the configuration ran out of memory; what was measured before is kept.",
         "",
