@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 
-GPU=$("$PYTHON" -c 'import torch; assert torch.cuda.is_available(), "no CUDA device visible"; print(torch.cuda.get_device_name())')
+GPU=$("$PYTHON" -c 'import torch; assert torch.cuda.is_available(), "no CUDA device"; print(torch.cuda.get_device_name())')
 NAME=$(echo "$GPU" | grep -oiE '[a-z]?[0-9]{2,4}[a-z]*' | head -1 | tr '[:upper:]' '[:lower:]')
 OUT=${1:-results/bench/${NAME:-cuda}}
 echo "tam bench on $GPU -> $OUT"

@@ -25,7 +25,8 @@ def bench(*argv):
 
 def test_quick_resolution_writes_all_three_kinds_of_output(tmp_path, capsys):
     out = tmp_path / "bench"
-    assert bench("--quick", "--suite", "resolution", "--kinds", "tam", "floor", "--budget", "0.01", "--out", str(out)) == 0
+    argv = ["--quick", "--suite", "resolution", "--kinds", "tam", "floor", "--budget", "0.01", "--out", str(out)]
+    assert bench(*argv) == 0
     records = json.loads((out / "results.json").read_text())
     assert {(r["kind"], r["side"]) for r in records} == {(k, s) for k in ("tam", "floor") for s in (8, 16, 32)}
     assert all(r["status"] == "ok" and r["rss_mb"] is None for r in records)  # --quick skips the RSS processes

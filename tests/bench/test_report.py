@@ -14,7 +14,8 @@ def record(kind, suite="heads", heads=1, side=32, time_ms=1.0, memory_mb=1.0, st
     oom = status == "oom"
     return dict(
         ENV, suite=suite, kind=kind, heads=heads, side=side, channels=64, batch=32, blocks=1, model=None,
-        attention_blocks=None, embed_channels=32, status=status, error="out of memory in forward+backward" if oom else None,
+        attention_blocks=None, embed_channels=32, status=status,
+        error="out of memory in forward+backward" if oom else None,
         params=8320, flops=flops, flops_backward=2 * flops, flops_analytic=flops, saved_mb=memory_mb, peak_mb=None,
         rss_mb=None, memory_mb=None if oom else memory_mb, forward_ms=time_ms / 3, forward_q1_ms=0.0,
         forward_q3_ms=0.0, forward_min_ms=0.0, forward_max_ms=0.0, forward_reps=5,

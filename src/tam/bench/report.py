@@ -175,7 +175,8 @@ def _heads_claims(rows: list[dict]) -> list[str]:
         ok = value >= bound if at_least else value <= bound
         return f"- {label}: **{value:.3g}** ({'≥' if at_least else '≤'} {bound:g}: {'yes' if ok else 'no'})"
 
-    def ratio(a: float | None, b: float | None) -> float | None:
+    def ratio(field: str, top: tuple[str, int], bottom: tuple[str, int]) -> float | None:
+        a, b = get(*top, field), get(*bottom, field)
         return None if a is None or b is None or b == 0 else a / b
 
     all_heads = sorted({r["heads"] for r in rows})
@@ -185,19 +186,15 @@ def _heads_claims(rows: list[dict]) -> list[str]:
     return [
         f"Heads suite ({r0['side']}², {r0['channels']} channels, batch {r0['batch']}, {r0['device']}), at {h} heads:",
         "",
-        check("nl ÷ tam, fwd+bwd time", ratio(get("nl", h, "time_ms"), get("tam", h, "time_ms")), 20, True),
-        check("nl_sdpa ÷ tam, fwd+bwd time", ratio(get("nl_sdpa", h, "time_ms"), get("tam", h, "time_ms")), 5, True),
-        check("tam ÷ nl, memory", ratio(get("tam", h, "memory_mb"), get("nl", h, "memory_mb")), 0.1, False),
+        check("nl ÷ tam, fwd+bwd time", ratio("time_ms", ("nl", h), ("tam", h)), 20, True),
+        check("nl_sdpa ÷ tam, fwd+bwd time", ratio("time_ms", ("nl_sdpa", h), ("tam", h)), 5, True),
+        check("tam ÷ nl, memory", ratio("memory_mb", ("tam", h), ("nl", h)), 0.1, False),
         "",
         f"From {low} to {high} heads (same embed width):",
         "",
-        check(f"tam time at {high} ÷ at {low}", ratio(get("tam", high, "time_ms"), get("tam", low, "time_ms")), 1, False),
-        check(
-            f"tam memory at {high} ÷ at {low}", ratio(get("tam", high, "memory_mb"), get("tam", low, "memory_mb")), 1, False
-        ),
-        check(
-            f"nl memory at {high} ÷ at {low}", ratio(get("nl", high, "memory_mb"), get("nl", low, "memory_mb")), 8, True
-        ),
+        check(f"tam time at {high} ÷ at {low}", ratio("time_ms", ("tam", high), ("tam", low)), 1, False),
+        check(f"tam memory at {high} ÷ at {low}", ratio("memory_mb", ("tam", high), ("tam", low)), 1, False),
+        check(f"nl memory at {high} ÷ at {low}", ratio("memory_mb", ("nl", high), ("nl", low)), 8, True),
         "",
     ]
 
