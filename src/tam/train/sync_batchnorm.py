@@ -1,9 +1,8 @@
 """BatchNorm with statistics over the global batch of all ranks, on any device.
 
 ``torch.nn.SyncBatchNorm`` only runs on accelerators; this module does the same with differentiable
-all-reduces, so it also works on CPU with gloo. It computes the
-mean first and the variance around it second (two reductions), which keeps the variance as accurate as the
-single-process BatchNorm it stands in for.
+all-reduces, so it also works on CPU with gloo. It computes the mean first and the variance around it second
+(two reductions), which keeps the variance as accurate as the single-process BatchNorm it stands in for.
 """
 
 from __future__ import annotations
