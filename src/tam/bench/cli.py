@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument(
         "--threads", type=int, default=None,
-        help="CPU threads of torch (default: torch's own count, or 1 when the machine is busy: a 1-min load "
-        "average at or above its core count, where several threads stall at every op waiting for a core)",
+        help="CPU threads of torch (default: torch's own count, capped by the cores that the 1-min load average "
+        "leaves free, at least 1: threads beyond the free cores stall at every op waiting for one)",
     )
     parser.add_argument("--out", default="runs/bench", help="output folder (default: runs/bench)")
     parser.add_argument(
@@ -95,13 +95,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _threads_for_load(threads: int) -> int:
-    """``threads``, or 1 when the machine is already busy (then say so)."""
+    """``threads``, or as many as the cores other work leaves free (at least 1; then say so).
+
+    Threads of one op wait for each other at its end: with more threads than free cores, each op waits for
+    a descheduled thread's next time slice, and timings come out in multiples of it.
+    """
     load, cores = os.getloadavg()[0], os.cpu_count() or 1
-    if threads > 1 and load >= cores:
-        print(f"tam bench: 1-min load average {load:.1f} on {cores} cores: timing with 1 thread "
+    free = max(1, min(threads, round(cores - load)))
+    if free < threads:
+        print(f"tam bench: 1-min load average {load:.1f} on {cores} cores: timing with {free} thread(s) "
               f"instead of {threads} (--threads to choose)", file=sys.stderr)
-        return 1
-    return threads
+    return free
 
 
 def _device(name: str):

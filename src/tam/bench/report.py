@@ -57,7 +57,7 @@ def markdown(records: Sequence[dict]) -> str:
     lines = [
         "# tam bench",
         "",
-        f"- Machine: {first['device_name']} (`{first['device']}`), {first['threads']} torch threads"
+        f"- Machine: {first['device_name']} (`{first['device']}`), torch threads: {first['threads']}"
         + (f", 1-min load average {min(loads):.1f}–{max(loads):.1f} while running" if loads else ""),
         f"- torch {first['torch']}, Python {first['python']}; {first['date']} to {records[-1]['date']} (UTC)",
         "- Time: median of the timed repetitions after warm-up, [first–third quartile]; *fwd* is the forward in"
