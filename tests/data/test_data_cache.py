@@ -100,9 +100,8 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
     source = write(imagefolder_files()[0], tmp_path / "s.tar.gz", "tar.gz")
     out_dir = tmp_path / "out"
 
-    def explode(obj, path):
-        with open(path, "wb") as handle:
-            handle.write(b"partial")
+    def explode(obj, file):
+        file.write(b"partial")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cache_module.torch, "save", explode)

@@ -25,7 +25,7 @@ from tam.analysis.report import render_report
 from tam.analysis.statistics import block_statistics
 from tam.errors import UserError
 from tam.layers import TransposedAttention
-from tam.train.files import write_atomic, write_text_atomic
+from tam.files import write_atomic, write_text_atomic
 
 ANALYSIS_JSON = "analysis.json"
 REPORT_MD = "report.md"

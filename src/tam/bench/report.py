@@ -12,6 +12,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from tam.files import write_atomic, write_text_atomic
+
 KIND_ORDER = ("none", "floor", "tam", "cc", "nl_sdpa", "nl")
 # The x axis of each suite: the field that varies within it.
 AXIS = {"heads": "heads", "resolution": "side", "blocks": "blocks", "network": "model"}
@@ -27,22 +29,15 @@ def write_report(records: Sequence[dict], out_dir: str | os.PathLike, *, plots: 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = [
-        atomic_write(out / "results.json", json.dumps(list(records), indent=1).encode()),
-        atomic_write(out / "results.md", markdown(records).encode()),
+        write_text_atomic(out / "results.json", json.dumps(list(records), indent=1)),
+        write_text_atomic(out / "results.md", markdown(records)),
     ]
     for suite in ("heads", "resolution", "blocks") if plots else ():
         rows = [r for r in records if r["suite"] == suite]
         if rows:
-            written.append(atomic_write(out / f"{suite}.png", plot_png(rows, suite)))
+            png = plot_png(rows, suite)
+            written.append(write_atomic(out / f"{suite}.png", lambda file: file.write(png)))
     return written
-
-
-def atomic_write(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
-    return path
 
 
 # -- Markdown ---------------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ import datetime
 import hashlib
 import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from tam.data.dataset import PreparedDataset
 from tam.data.sources import read_source
 from tam.data.tree import sniff
 from tam.errors import UserError
+from tam.files import write_atomic
 
 FORMAT = "tam.data.prepared"
 VERSION = 1
@@ -114,22 +114,9 @@ def save_cache(ds: PreparedDataset, path: str | Path) -> Path:
         "test_coarse_labels": None if ds.test_coarse_labels is None else ds.test_coarse_labels.clone(),
     }
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        write_atomic(path, lambda file: torch.save(state, file))
     except OSError as error:
         raise UserError(f"{path}: cannot write the cache ({error.strerror or error})") from None
-    os.close(handle)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes it private; a cache is an ordinary file
-        torch.save(state, temp)
-        os.replace(temp, path)
-    except OSError as error:
-        raise UserError(f"{path}: cannot write the cache ({error.strerror or error})") from None
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
     return path
 
 

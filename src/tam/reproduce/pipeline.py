@@ -7,7 +7,7 @@ from pathlib import Path
 from tam.reproduce.experiment import Experiment
 from tam.reproduce.runner import cell_config, measure_cost, resolve_source, run_training
 from tam.reproduce.table import collect, markdown
-from tam.train.files import write_text_atomic
+from tam.files import write_text_atomic
 
 
 def reproduce(experiment: Experiment, budget: str, out: Path, *, seeds: int | None = None,

@@ -12,7 +12,7 @@ from pathlib import Path
 from tam.errors import UserError
 from tam.reproduce.experiment import REPO_ROOT, Cell, Experiment
 from tam.train.config import TrainConfig, from_dict, incompatible_keys, load_yaml
-from tam.train.files import write_text_atomic
+from tam.files import write_text_atomic
 
 COST_JSON = "cost.json"
 # Attention kind of training -> the bench kind it runs as (Non-local "auto" takes the fused kernel).

@@ -14,13 +14,13 @@ import numpy as np
 import torch
 
 from tam.errors import UserError
-from tam.train.files import write_atomic
+from tam.files import write_atomic
 
 FORMAT_VERSION = 1
 
 
 def save_checkpoint(path: str | Path, checkpoint: dict) -> Path:
-    """Write ``checkpoint`` to ``path`` through ``<path>.tmp`` and a rename."""
+    """Write ``checkpoint`` to ``path`` through a temporary sibling and a rename."""
     return write_atomic(path, lambda file: torch.save({"format": FORMAT_VERSION, **checkpoint}, file))
 
 

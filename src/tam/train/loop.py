@@ -21,7 +21,7 @@ from tam.errors import UserError
 from tam.train import distributed
 from tam.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from tam.train.config import TrainConfig, incompatible_keys, to_yaml
-from tam.train.files import write_text_atomic
+from tam.files import write_text_atomic
 from tam.train.metrics import MetricsWriter, progress
 from tam.train.plot import CURVES_PNG, plot_runs
 from tam.train.schedule import build_scheduler

@@ -12,7 +12,7 @@ from typing import Iterable
 from tqdm import tqdm
 
 from tam.errors import UserError
-from tam.train.files import write_text_atomic
+from tam.files import write_text_atomic
 
 METRICS_JSONL = "metrics.jsonl"
 METRICS_CSV = "metrics.csv"

@@ -18,7 +18,7 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tam.train.files import write_atomic
+    from tam.files import write_atomic
 
     runs = []
     for run_dir in map(Path, run_dirs):
