@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tam.analysis import cli
-from tam.analysis.model import model_from_config
+from tam.train.model import model_from_config
 from tam.errors import UserError
 from tam.train.checkpoint import save_checkpoint
 from tam.train.config import TrainConfig

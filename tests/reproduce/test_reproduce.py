@@ -74,7 +74,7 @@ def test_unknown_experiment_and_budget():
 def test_geometry_ablation_cells_build_the_blocks_they_name():
     import torch
 
-    from tam.analysis.model import model_from_config
+    from tam.train.model import model_from_config
     from tam.layers import AttentionBlock
     from tam.reproduce.runner import cell_config
 

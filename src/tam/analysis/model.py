@@ -8,21 +8,9 @@ from torch import nn
 
 from tam.errors import UserError
 from tam.train.checkpoint import load_checkpoint
-from tam.train.config import TrainConfig, from_dict
+from tam.train.config import from_dict
 from tam.train.metrics import read_metrics
-
-
-def model_from_config(config: TrainConfig, num_classes: int) -> nn.Module:
-    """The model ``config`` describes (as `tam train` builds it), freshly initialised."""
-    from tam.models import create_model
-
-    attention = None if config.attention == "none" else config.attention
-    options = {"heads": config.heads, **config.attention_options} if attention else {}
-    try:
-        return create_model(config.model, num_classes=num_classes, attention=attention,
-                            attention_blocks=config.attention_blocks and tuple(config.attention_blocks), **options)
-    except (ValueError, TypeError) as error:
-        raise UserError(f"model: {error}") from None
+from tam.train.model import model_from_config
 
 
 def load_trained(path: str | Path, num_classes: int) -> tuple[nn.Module, dict]:

@@ -18,11 +18,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from tam.errors import UserError
+from tam.files import write_text_atomic
 from tam.train import distributed
 from tam.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from tam.train.config import TrainConfig, incompatible_keys, to_yaml
-from tam.files import write_text_atomic
 from tam.train.metrics import MetricsWriter, progress
+from tam.train.model import model_from_config
 from tam.train.plot import CURVES_PNG, plot_runs
 from tam.train.schedule import build_scheduler
 from tam.train.subset import balanced_subset
@@ -49,7 +50,6 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
 
 def _train(config: TrainConfig, resume: bool, context: distributed.Context) -> dict:
     from tam.data import DeviceLoader, load_dataset
-    from tam.models import create_model
 
     device, out = context.device, Path(config.out)
     if config.batch_size % context.world_size:
@@ -72,13 +72,7 @@ def _train(config: TrainConfig, resume: bool, context: distributed.Context) -> d
     test_loader = DeviceLoader(dataset.test_images[test_pick], dataset.test_labels[test_pick], train=False,
                                augment=dataset.augment, **shared)
 
-    attention = None if config.attention == "none" else config.attention
-    try:
-        model = create_model(config.model, num_classes=len(dataset.classes), attention=attention,
-                             attention_blocks=config.attention_blocks and tuple(config.attention_blocks),
-                             **({"heads": config.heads, **config.attention_options} if attention else {}))
-    except (ValueError, TypeError) as error:
-        raise UserError(f"model: {error}") from None
+    model = model_from_config(config, num_classes=len(dataset.classes))
     params = sum(p.numel() for p in model.parameters())
     if context.world_size > 1 and config.sync_bn:
         model = convert_sync_batchnorm(model, device)
