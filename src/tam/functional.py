@@ -119,11 +119,16 @@ def gram_transposed_attention(
     # by max x²) and apply the rest of the scale to the small d×d maps.
     scaled = x * n**-0.5
     gram = torch.matmul(scaled, scaled.transpose(-1, -2))  # [B, C, C]
-    per_head = torch.matmul(w_g, gram).unflatten(1, (heads, d))  # [B, h, d, C]
-    # einsum keeps the heads as a batch dim, so the weights are never expanded over B.
-    m = torch.einsum("bhic,hjc->bhij", per_head, w_phi.view(heads, d, channels))  # v kᵀ / N
-    m = m * (n / d) ** 0.5 if normalization == "scale" else torch.softmax(m * n**0.5, dim=-1) * d**-0.5
-    folded = torch.einsum("bhij,hjc->bhic", m, w_theta.view(heads, d, channels)).flatten(1, 2)  # [B, E, C]
+    # v kᵀ / N for every pair of embed channels, then only the blocks within a head: one matmul whatever h,
+    # where per-head products would be h tiny ones (d×d blocks cost as much time as the whole E×E map).
+    pairs = torch.matmul(torch.matmul(w_g, gram), w_phi.transpose(0, 1))  # [B, E, E]
+    head = torch.arange(embed, device=x.device) // d
+    same_head = head.unsqueeze(1) == head.unsqueeze(0)  # [E, E]
+    if normalization == "scale":
+        m = pairs.masked_fill(~same_head, 0.0) * (n / d) ** 0.5
+    else:
+        m = torch.softmax((pairs * n**0.5).masked_fill(~same_head, float("-inf")), dim=-1) * d**-0.5
+    folded = torch.matmul(m, w_theta)  # [B, E, C]: blockdiag(M_h) · Wθ
     return torch.matmul(torch.matmul(w_z, folded), x)
 
 
@@ -133,9 +138,9 @@ def transposed_macs(n: int, channels: int, embed: int, heads: int) -> int:
 
 
 def gram_macs(n: int, channels: int, embed: int, heads: int) -> int:
-    """Multiply-accumulates per sample of the block in Gram form: ``x xᵀ``, the folded map, its product."""
-    d = embed // heads
-    return 2 * n * channels * channels + 2 * embed * channels * (channels + d)
+    """Multiply-accumulates per sample of the block in Gram form (``x xᵀ``, the folded map, its product):
+    the same for every number of heads."""
+    return 2 * n * channels * channels + embed * channels * (2 * channels + embed) + embed * embed * channels
 
 
 def non_local_map(q: Tensor, k: Tensor, *, normalization: str = "softmax", softmax_scale: float = 1.0) -> Tensor:
