@@ -11,6 +11,7 @@ flattened positions, which serves 1-D, 2-D and 3-D inputs alike and keeps ``chan
 
 from __future__ import annotations
 
+import abc
 import numbers
 
 import torch
@@ -41,7 +42,7 @@ def check_positive(name: str, value: object) -> float:
     return float(value)
 
 
-class AttentionBlock(nn.Module):
+class AttentionBlock(nn.Module, abc.ABC):
     """Base of every attention layer: projections, heads, positions, geometry, output projection and BN.
 
     Subclasses implement ``_core(q, k, v, spatial)`` and ``_spatial_map(q, k, spatial, queries)``; a fast
@@ -178,11 +179,13 @@ class AttentionBlock(nn.Module):
             raise ValueError(f"queries must lie in [0, {n}) (flat positions), got {queries.tolist()}")
         return queries
 
+    @abc.abstractmethod
     def _core(self, q: Tensor, k: Tensor, v: Tensor, spatial: tuple[int, ...]) -> Tensor:
-        raise NotImplementedError
+        """The attention itself. Shape: q, k ``[B, h, d, N]`` (keys may be fewer), v ``[B, h, dv, N]`` -> ``[B, h, dv, N]``."""
 
+    @abc.abstractmethod
     def _spatial_map(self, q: Tensor, k: Tensor, spatial: tuple[int, ...], queries: Tensor) -> Tensor:
-        raise NotImplementedError
+        """Spatial weights of the chosen queries. Shape: -> ``[B, h, Q, N_keys]``."""
 
     def extra_repr(self) -> str:
         return (
