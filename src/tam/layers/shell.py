@@ -181,7 +181,11 @@ class AttentionBlock(nn.Module, abc.ABC):
 
     @abc.abstractmethod
     def _core(self, q: Tensor, k: Tensor, v: Tensor, spatial: tuple[int, ...]) -> Tensor:
-        """The attention itself. Shape: q, k ``[B, h, d, N]`` (keys may be fewer), v ``[B, h, dv, N]`` -> ``[B, h, dv, N]``."""
+        """The attention itself.
+
+        Shape:
+            q, k: ``[B, h, d, N]`` (keys may be fewer), v: ``[B, h, dv, N_keys]`` -> ``[B, h, dv, N]``
+        """
 
     @abc.abstractmethod
     def _spatial_map(self, q: Tensor, k: Tensor, spatial: tuple[int, ...], queries: Tensor) -> Tensor:
