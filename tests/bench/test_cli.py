@@ -42,6 +42,7 @@ def test_quick_resolution_writes_all_three_kinds_of_output(tmp_path, capsys):
         (["--memory-limit", "-1"], "--memory-limit"),
         (["--device", "tpu"], "--device"),
         (["--threads", "0"], "--threads"),
+        (["--rounds", "0"], "--rounds"),
         (["--device", "cpu", "--rss", "--budget", "-3"], "--budget"),
     ],
 )

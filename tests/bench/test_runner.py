@@ -75,3 +75,28 @@ def test_run_cases_records_the_environment():
     record = records[0]
     assert record["torch"] == torch.__version__ and record["threads"] == torch.get_num_threads()
     assert record["device_name"] and record["date"]
+
+
+def test_rounds_keep_the_median_round_whole():
+    times = iter([3.0, 1.0, 2.0])  # forward+backward medians of rounds 1, 2, 3
+
+    def fake_measure(case, device, settings, build=None):
+        time_ms = next(times)
+        return {"time_ms": time_ms, "time_q1_ms": time_ms - 0.5, "forward_ms": time_ms / 2,
+                "rss_mb": 7.0 if settings.rss else None}
+
+    seen = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("tam.bench.runner.measure_case", fake_measure)
+        settings = Settings(budget_s=0.01, rss=True)
+        [record] = run_cases([CASE], "cpu", settings, rounds=3, progress=False,
+                             on_record=lambda so_far: seen.append([r["rounds"] for r in so_far]))
+    assert record["time_ms"] == 2.0 and record["time_q1_ms"] == 1.5 and record["forward_ms"] == 1.0
+    assert record["time_ms_rounds"] == [3.0, 1.0, 2.0] and record["forward_ms_rounds"] == [1.5, 0.5, 1.0]
+    assert record["rss_mb"] == 7.0  # measured in the first round only
+    assert record["rounds"] == 3 and seen == [[1], [2], [3]]
+
+
+def test_rounds_must_be_positive():
+    with pytest.raises(ValueError, match="rounds"):
+        run_cases([CASE], "cpu", FAST, rounds=0, progress=False)

@@ -39,6 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds of timed repetitions per timing (default: 0.1 with --quick, else 1.0)",
     )
     parser.add_argument(
+        "--rounds", type=int, default=1, metavar="K",
+        help="sweep the grid K times and keep each configuration's median round (default: 1); rounds spread "
+        "the slow spells of a shared machine over every configuration",
+    )
+    parser.add_argument(
         "--memory-limit", type=float, default=None, metavar="GB",
         help="CPU only: memory one configuration may take before it counts as out of memory "
         "(default: half of the memory available at start)",
@@ -65,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     cpu = device.type == "cpu"
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads must be ≥ 1, got {args.threads}")
+    if args.rounds < 1:
+        raise UserError(f"--rounds must be ≥ 1, got {args.rounds}")
     if not cpu and (args.rss or args.memory_limit):
         raise UserError(f"--rss and --memory-limit are for CPU runs; --device {args.device} reports the CUDA peak")
     if args.threads or cpu:
@@ -82,7 +89,9 @@ def run(args: argparse.Namespace) -> int:
     suites = SUITES if "all" in args.suite else tuple(s for s in SUITES if s in args.suite)
     cases = [case for suite in suites for case in suite_cases(suite, quick=args.quick, kinds=tuple(args.kinds))]
     start = time.perf_counter()
-    records = run_cases(cases, device, settings, on_record=lambda so_far: write_report(so_far, out, plots=False))
+    records = run_cases(
+        cases, device, settings, rounds=args.rounds, on_record=lambda so_far: write_report(so_far, out, plots=False)
+    )
     paths = write_report(records, out)
     oom = sum(r["status"] == "oom" for r in records)
     print(

@@ -55,7 +55,13 @@ def markdown(records: Sequence[dict]) -> str:
         f"- Machine: {first['device_name']} (`{first['device']}`), torch threads: {first['threads']}"
         + (f", 1-min load average {min(loads):.1f}–{max(loads):.1f} while running" if loads else ""),
         f"- torch {first['torch']}, Python {first['python']}; {first['date']} to {records[-1]['date']} (UTC)",
-        "- Time: median of the timed repetitions after warm-up, [first–third quartile]; *fwd* is the forward in"
+        "- Time: median of the timed repetitions after warm-up, [first–third quartile]"
+        + (
+            f"; the grid was swept {first['rounds']} times and each configuration shows its median round"
+            if first.get("rounds", 1) > 1
+            else ""
+        )
+        + "; *fwd* is the forward in"
         " eval mode under `inference_mode`, *fwd+bwd* a training step in train mode (forward, backward of"
         " `y.sum()` into the input and the weights; for a network: cross-entropy, backward and an SGD step).",
         "- Memory: "

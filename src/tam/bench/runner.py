@@ -7,7 +7,7 @@ import gc
 import os
 import platform
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -144,25 +144,53 @@ def run_cases(
     device: torch.device | str,
     settings: Settings,
     *,
+    rounds: int = 1,
     progress: bool = True,
     on_record: Callable[[list[dict]], object] | None = None,
 ) -> list[dict]:
-    """Measure every case in order, with a progress bar; each record carries :func:`environment`.
+    """Measure every case in order, ``rounds`` times over, with a progress bar; records carry :func:`environment`.
 
-    ``on_record(records)`` is called after each case with the records so far (e.g. to save them, so an
-    interrupted run keeps what it measured).
+    Each round sweeps the whole grid, so a slow spell of a shared machine falls on one round of every
+    configuration rather than on all rounds of a few. A configuration's timings are those of its median
+    round (by forward+backward time; the lower median for an even count), whole, so its quartiles stay its
+    own; ``time_ms_rounds`` and ``forward_ms_rounds`` keep every round's median. Memory, FLOPs and the
+    subprocess RSS (first round only) do not depend on the round.
+
+    ``on_record(records)`` is called after each case of the first round with the records so far, and after
+    each later round with all of them (e.g. to save them, so an interrupted run keeps what it measured).
     """
     from tqdm import tqdm
 
-    records = []
-    with tqdm(list(cases), desc="tam bench", unit="config", disable=not progress, dynamic_ncols=True) as bar:
-        for case in bar:
-            bar.set_postfix_str(case.label())
-            env = environment(device)
-            records.append({**measure_case(case, device, settings), **env})
-            if on_record is not None:
-                on_record(records)
-    return records
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    cases = list(cases)
+    taken: list[list[dict]] = [[] for _ in cases]
+    with tqdm(total=rounds * len(cases), desc="tam bench", unit="config", disable=not progress,
+              dynamic_ncols=True) as bar:
+        for round_index in range(rounds):
+            round_settings = settings if round_index == 0 else replace(settings, rss=False)
+            for index, case in enumerate(cases):
+                bar.set_postfix_str(f"round {round_index + 1}/{rounds} {case.label()}")
+                taken[index].append({**measure_case(case, device, round_settings), **environment(device)})
+                bar.update()
+                if on_record is not None and round_index == 0:
+                    on_record([_median_round(t) for t in taken[: index + 1]])
+            if on_record is not None and round_index > 0:
+                on_record([_median_round(t) for t in taken])
+    return [_median_round(t) for t in taken]
+
+
+def _median_round(records: list[dict]) -> dict:
+    """The record of the median round by ``time_ms``, with every round's medians and the first round's RSS."""
+    timed = sorted((r for r in records if r["time_ms"] is not None), key=lambda r: r["time_ms"])
+    median = timed[(len(timed) - 1) // 2] if timed else records[0]
+    return {
+        **median,
+        "rss_mb": records[0]["rss_mb"],
+        "rounds": len(records),
+        "time_ms_rounds": [r["time_ms"] for r in records],
+        "forward_ms_rounds": [r["forward_ms"] for r in records],
+    }
 
 
 def environment(device: torch.device | str) -> dict:
