@@ -68,5 +68,5 @@ def test_out_must_be_a_folder(tmp_path):
 def test_the_whole_quick_benchmark(tmp_path):
     assert bench("--quick", "--out", str(tmp_path)) == 0
     records = json.loads((tmp_path / "results.json").read_text())
-    assert {r["suite"] for r in records} == {"heads", "resolution", "blocks", "network"}
+    assert {r["suite"] for r in records} == {"heads", "resolution", "blocks", "fastpath", "network"}
     assert {p.name for p in tmp_path.glob("*.png")} == {"heads.png", "resolution.png", "blocks.png"}

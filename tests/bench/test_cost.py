@@ -4,7 +4,7 @@ import pytest
 
 from tam.bench.cost import analytic_flops
 from tam.bench.measure import count_flops
-from tam.bench.suites import KINDS, SUITES, Case, suite_cases
+from tam.bench.suites import FASTPATH_KINDS, KINDS, SUITES, Case, suite_cases
 from tam.bench.workload import build_workload
 
 
@@ -56,12 +56,15 @@ def test_suites_cover_every_kind_and_the_required_sizes():
     for suite in SUITES:
         for quick in (False, True):
             cases = suite_cases(suite, quick=quick)
-            assert {c.kind for c in cases} >= set(KINDS)
+            assert {c.kind for c in cases} >= (set(FASTPATH_KINDS) if suite == "fastpath" else set(KINDS))
     quick_heads = suite_cases("heads", quick=True)
     assert {c.heads for c in quick_heads} >= {1, 16} and 32 in {c.side for c in quick_heads}
     assert {c.heads for c in suite_cases("heads")} == {1, 2, 4, 8, 16}
     assert {c.side for c in suite_cases("resolution")} >= {8, 16, 32, 56}
     assert {c.blocks for c in suite_cases("blocks")} == {1, 2, 3, 4}
+    fastpath = suite_cases("fastpath")
+    assert {(c.side, c.heads) for c in fastpath} == {(s, h) for s in (16, 32, 56) for h in (1, 8, 16)}
+    assert {c.heads for c in suite_cases("network")} == {8}
     assert "none" in {c.kind for c in suite_cases("network", kinds=("tam",))}
 
 

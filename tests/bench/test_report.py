@@ -67,6 +67,21 @@ def test_markdown_exponents_of_the_resolution_suite():
     assert "| nl | 2.00 | 2.00 | 2.00 | 2.00 |" in text
 
 
+def test_markdown_fast_path_and_network_claims():
+    rows = []
+    for side, heads in ((16, 1), (16, 16), (56, 8)):
+        rows += [record("floor", "fastpath", heads=heads, side=side, time_ms=10.0),
+                 record("tam", "fastpath", heads=heads, side=side, time_ms=11.0 if side == 16 else 12.0)]
+    network = dict(model="preresnet56", heads=8, attention_blocks=[1, 1, 1])
+    for kind, time_ms in (("none", 100.0), ("tam", 108.0), ("nl", 250.0)):
+        rows.append({**record(kind, "network", time_ms=time_ms), **network})
+    text = markdown(rows)
+    assert "tam ÷ floor at 16², 16 head(s): **1.1** (≤ 1.15: yes)" in text
+    assert "tam ÷ floor at 56², 8 head(s): **1.2** (≤ 1.15: no)" in text
+    assert "| tam | 56, 8 |" in text and "## fastpath: 64 channels, batch 32" in text
+    assert "tam ÷ none: **1.08** (≤ 1.1: yes)" in text and "- nl ÷ none: 2.5" in text
+
+
 def test_out_of_memory_rows_are_kept_and_explained():
     rows = heads_records() + [record("nl", heads=32, status="oom"), record("tam", heads=32)]
     text = markdown(rows)

@@ -15,8 +15,14 @@ from pathlib import Path
 from tam.files import write_atomic, write_text_atomic
 
 KIND_ORDER = ("none", "floor", "tam", "cc", "nl_sdpa", "nl")
-# The x axis of each suite: the field that varies within it.
-AXIS = {"heads": "heads", "resolution": "side", "blocks": "blocks", "network": "model"}
+# The fields that vary within each suite (the first is a plot's x axis).
+AXIS = {
+    "heads": ("heads",),
+    "resolution": ("side",),
+    "blocks": ("blocks",),
+    "network": ("model",),
+    "fastpath": ("side", "heads"),
+}
 SAME_SETUP = ("suite", "device", "heads", "side", "channels", "batch", "blocks", "model")
 
 
@@ -92,23 +98,26 @@ def _suite_table(suite: str, rows: list[dict]) -> list[str]:
     base = "none" if suite == "network" else "floor"
     setup = _setup(suite, rows[0])
     header = (
-        f"| kind | {axis} | fwd ms | fwd+bwd ms [IQR] | nl ÷ kind (time) | kind ÷ {base} (time) | memory MB "
+        f"| kind | {', '.join(axis)} | fwd ms | fwd+bwd ms [IQR] | nl ÷ kind (time) | kind ÷ {base} (time) | memory MB "
         f"| nl ÷ kind (mem) | kind ÷ {base} (mem) | RSS MB | GFLOP fwd (counted / analytic) | params |"
     )
     lines = [f"## {suite}: {setup}", "", header, "|" + "---|" * header.count(" | ") + "---|"]
-    for row in sorted(rows, key=lambda r: (str(r[axis]).zfill(8), KIND_ORDER.index(r["kind"]))):
+    def where(row: dict) -> str:
+        return ", ".join(str(row[field]) for field in axis)
+
+    for row in sorted(rows, key=lambda r: (*(str(r[f]).zfill(8) for f in axis), KIND_ORDER.index(r["kind"]))):
         nl, floor = _reference(rows, row, "nl"), _reference(rows, row, base)
         time_cell = "OOM" if row["time_ms"] is None else (
             f"{_num(row['time_ms'])} [{_num(row['time_q1_ms'])}–{_num(row['time_q3_ms'])}]"
         )
         analytic = "" if row["flops_analytic"] is None else f" / {_gflop(row['flops_analytic'])}"
         lines.append(
-            f"| {row['kind']} | {row[axis]} | {_num(row['forward_ms'])} | {time_cell} "
+            f"| {row['kind']} | {where(row)} | {_num(row['forward_ms'])} | {time_cell} "
             f"| {_ratio(nl, row, 'time_ms')} | {_ratio(row, floor, 'time_ms')} | {_num(row['memory_mb'])} "
             f"| {_ratio(nl, row, 'memory_mb')} | {_ratio(row, floor, 'memory_mb')} | {_num(row['rss_mb'])} "
             f"| {_gflop(row['flops'])}{analytic} | {row['params'] if row['params'] is not None else '—'} |"
         )
-    errors = [f"- {r['kind']} at {axis} {r[axis]}: {r['error']}" for r in rows if r["error"]]
+    errors = [f"- {r['kind']} at {', '.join(axis)} {where(r)}: {r['error']}" for r in rows if r["error"]]
     return lines + ([""] + errors if errors else []) + [""]
 
 
@@ -122,7 +131,7 @@ def _setup(suite: str, row: dict) -> str:
         "heads": f"{row['heads']} head(s)",
         "blocks": f"{row['blocks']} block(s)",
     }
-    return ", ".join(text for field, text in parts.items() if field != AXIS[suite])
+    return ", ".join(text for field, text in parts.items() if field not in AXIS[suite])
 
 
 def _reference(rows: list[dict], row: dict, kind: str) -> dict | None:
@@ -160,7 +169,54 @@ def _claims(records: Sequence[dict]) -> list[str]:
     resolution = [r for r in records if r["suite"] == "resolution"]
     if resolution:
         lines += _resolution_claims(resolution)
+    fastpath = [r for r in records if r["suite"] == "fastpath"]
+    if fastpath:
+        lines += _fastpath_claims(fastpath)
+    network = [r for r in records if r["suite"] == "network"]
+    if network:
+        lines += _network_claims(network)
     return ["## Claims, checked on these numbers", "", *lines] if lines else []
+
+
+def _check(label: str, value: float | None, bound: float, at_least: bool) -> str:
+    if value is None:
+        return f"- {label}: not measured (out of memory or kind not run)"
+    ok = value >= bound if at_least else value <= bound
+    return f"- {label}: **{value:.3g}** ({'≥' if at_least else '≤'} {bound:g}: {'yes' if ok else 'no'})"
+
+
+def _time_ratio(rows: list[dict], row: dict, kind: str) -> float | None:
+    """``row``'s fwd+bwd time over that of ``kind`` in the same setup (``None`` if either is missing)."""
+    other = _reference(rows, row, kind)
+    if other is None or row["time_ms"] is None or not other["time_ms"]:
+        return None
+    return row["time_ms"] / other["time_ms"]
+
+
+def _fastpath_claims(rows: list[dict]) -> list[str]:
+    r0 = rows[0]
+    lines = [f"Fast paths ({r0['channels']} channels, batch {r0['batch']}, {r0['device']}), fwd+bwd time ÷ floor:", ""]
+    for row in sorted(rows, key=lambda r: (r["side"], r["heads"], KIND_ORDER.index(r["kind"]))):
+        if row["kind"] != "floor":
+            label = f"{row['kind']} ÷ floor at {row['side']}², {row['heads']} head(s)"
+            lines.append(_check(label, _time_ratio(rows, row, "floor"), 1.15, False))
+    return lines + [""]
+
+
+def _network_claims(rows: list[dict]) -> list[str]:
+    r0 = rows[0]
+    lines = [
+        f"Network ({r0['model']}, batch {r0['batch']}, blocks {r0['attention_blocks']}, {r0['heads']} heads,"
+        f" {r0['device']}), training-step time ÷ the network without attention:",
+        "",
+    ]
+    for row in sorted(rows, key=lambda r: KIND_ORDER.index(r["kind"])):
+        if row["kind"] == "tam":
+            lines.append(_check("tam ÷ none", _time_ratio(rows, row, "none"), 1.10, False))
+        elif row["kind"] != "none":
+            ratio = _time_ratio(rows, row, "none")
+            lines.append(f"- {row['kind']} ÷ none: " + ("not measured" if ratio is None else f"{ratio:.3g}"))
+    return lines + [""]
 
 
 def _heads_claims(rows: list[dict]) -> list[str]:
@@ -169,12 +225,6 @@ def _heads_claims(rows: list[dict]) -> list[str]:
             if r["kind"] == kind and r["heads"] == heads:
                 return r[field]
         return None
-
-    def check(label: str, value: float | None, bound: float, at_least: bool) -> str:
-        if value is None:
-            return f"- {label}: not measured (out of memory or kind not run)"
-        ok = value >= bound if at_least else value <= bound
-        return f"- {label}: **{value:.3g}** ({'≥' if at_least else '≤'} {bound:g}: {'yes' if ok else 'no'})"
 
     def ratio(field: str, top: tuple[str, int], bottom: tuple[str, int]) -> float | None:
         a, b = get(*top, field), get(*bottom, field)
@@ -187,15 +237,15 @@ def _heads_claims(rows: list[dict]) -> list[str]:
     return [
         f"Heads suite ({r0['side']}², {r0['channels']} channels, batch {r0['batch']}, {r0['device']}), at {h} heads:",
         "",
-        check("nl ÷ tam, fwd+bwd time", ratio("time_ms", ("nl", h), ("tam", h)), 20, True),
-        check("nl_sdpa ÷ tam, fwd+bwd time", ratio("time_ms", ("nl_sdpa", h), ("tam", h)), 5, True),
-        check("tam ÷ nl, memory", ratio("memory_mb", ("tam", h), ("nl", h)), 0.1, False),
+        _check("nl ÷ tam, fwd+bwd time", ratio("time_ms", ("nl", h), ("tam", h)), 20, True),
+        _check("nl_sdpa ÷ tam, fwd+bwd time", ratio("time_ms", ("nl_sdpa", h), ("tam", h)), 5, True),
+        _check("tam ÷ nl, memory", ratio("memory_mb", ("tam", h), ("nl", h)), 0.1, False),
         "",
         f"From {low} to {high} heads (same embed width):",
         "",
-        check(f"tam time at {high} ÷ at {low}", ratio("time_ms", ("tam", high), ("tam", low)), 1, False),
-        check(f"tam memory at {high} ÷ at {low}", ratio("memory_mb", ("tam", high), ("tam", low)), 1, False),
-        check(f"nl memory at {high} ÷ at {low}", ratio("memory_mb", ("nl", high), ("nl", low)), 8, True),
+        _check(f"tam time at {high} ÷ at {low}", ratio("time_ms", ("tam", high), ("tam", low)), 1, False),
+        _check(f"tam memory at {high} ÷ at {low}", ratio("memory_mb", ("tam", high), ("tam", low)), 1, False),
+        _check(f"nl memory at {high} ÷ at {low}", ratio("memory_mb", ("nl", high), ("nl", low)), 8, True),
         "",
     ]
 
@@ -249,7 +299,7 @@ def plot_png(rows: Sequence[dict], suite: str) -> bytes:
     """
     from matplotlib.figure import Figure
 
-    axis = AXIS[suite]
+    axis = AXIS[suite][0]
     figure = Figure(figsize=(10, 4), layout="constrained")
     for panel, (field, label) in zip(figure.subplots(1, 2), (("time_ms", "fwd+bwd time (ms)"),
                                                              ("memory_mb", "memory (MB)"))):

@@ -5,7 +5,10 @@ Suites (full grid; ``--quick`` in brackets):
 - ``heads``: 1, 2, 4, 8, 16 heads [1, 4, 16] at 32², 64 channels, batch 32 [4].
 - ``resolution``: 8², 16², 32², 56², 112² [8², 16², 32²], 1 head, 64 channels, batch 8.
 - ``blocks``: 1 to 4 stacked blocks [1, 2] at 32² [16²], 1 head, 64 channels, batch 32 [8].
-- ``network``: a training step of ``preresnet56`` [``preresnet20``], batch 32 [16], one block per stage,
+- ``fastpath``: each kind against the ``floor`` where DESIGN's fast paths must hold: 16², 32², 56² [16²] ×
+  1, 8, 16 heads [1, 16], 64 channels, batch 8 [4]; kinds ``floor``, ``tam`` and ``cc`` (Non-local's N² work
+  is measured by the other suites).
+- ``network``: a training step of ``preresnet56`` [``preresnet20``], batch 32 [16], one 8-head block per stage,
   against the same model without attention (kind ``none``).
 
 Every block suite runs every kind, ``floor`` included; the embed width is ``channels // 2`` throughout, so
@@ -26,7 +29,8 @@ KINDS: dict[str, tuple[str, dict[str, str]]] = {
     "floor": ("floor", {}),
 }
 NETWORK_KINDS = ("none", *KINDS)
-SUITES = ("heads", "resolution", "blocks", "network")
+SUITES = ("heads", "resolution", "blocks", "fastpath", "network")
+FASTPATH_KINDS = ("floor", "tam", "cc")
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ def suite_cases(suite: str, *, quick: bool = False, kinds: tuple[str, ...] | Non
         model, batch = ("preresnet20", 16) if quick else ("preresnet56", 32)
         network_kinds = [k for k in NETWORK_KINDS if k == "none" or k in chosen]
         return [
-            Case("network", kind, 1, 32, 3, batch, blocks=3, model=model, attention_blocks=(1, 1, 1))
+            Case("network", kind, 8, 32, 3, batch, blocks=3, model=model, attention_blocks=(1, 1, 1))
             for kind in network_kinds
         ]
     if suite == "heads":
@@ -94,6 +98,10 @@ def suite_cases(suite: str, *, quick: bool = False, kinds: tuple[str, ...] | Non
     elif suite == "resolution":
         sides = (8, 16, 32) if quick else (8, 16, 32, 56, 112)
         grid = [dict(heads=1, side=s, batch=8) for s in sides]
+    elif suite == "fastpath":
+        sides, counts, batch = ((16,), (1, 16), 4) if quick else ((16, 32, 56), (1, 8, 16), 8)
+        grid = [dict(heads=h, side=s, batch=batch) for s in sides for h in counts]
+        chosen = tuple(k for k in chosen if k in FASTPATH_KINDS)
     else:
         side, batch, counts = (16, 8, (1, 2)) if quick else (32, 32, (1, 2, 3, 4))
         grid = [dict(heads=1, side=side, batch=batch, blocks=b) for b in counts]
