@@ -163,18 +163,11 @@ def _gflop(flops: int | None) -> str:
 
 def _claims(records: Sequence[dict]) -> list[str]:
     lines = []
-    heads = [r for r in records if r["suite"] == "heads"]
-    if heads:
-        lines += _heads_claims(heads)
-    resolution = [r for r in records if r["suite"] == "resolution"]
-    if resolution:
-        lines += _resolution_claims(resolution)
-    fastpath = [r for r in records if r["suite"] == "fastpath"]
-    if fastpath:
-        lines += _fastpath_claims(fastpath)
-    network = [r for r in records if r["suite"] == "network"]
-    if network:
-        lines += _network_claims(network)
+    for suite, claims in (("heads", _heads_claims), ("resolution", _resolution_claims),
+                          ("fastpath", _fastpath_claims), ("network", _network_claims)):
+        rows = [r for r in records if r["suite"] == suite]
+        if rows:
+            lines += claims(rows)
     return ["## Claims, checked on these numbers", "", *lines] if lines else []
 
 
