@@ -55,12 +55,13 @@ def markdown(records: Sequence[dict]) -> str:
         return "# tam bench\n\nNo configurations were measured.\n"
     first = records[0]
     loads = [r["load_avg_1m"] for r in records if r.get("load_avg_1m") is not None]
+    dates = [r["date"] for r in records]  # with rounds, a record carries the date of its median round
     lines = [
         "# tam bench",
         "",
         f"- Machine: {first['device_name']} (`{first['device']}`), torch threads: {first['threads']}"
         + (f", 1-min load average {min(loads):.1f}–{max(loads):.1f} while running" if loads else ""),
-        f"- torch {first['torch']}, Python {first['python']}; {first['date']} to {records[-1]['date']} (UTC)",
+        f"- torch {first['torch']}, Python {first['python']}; {min(dates)} to {max(dates)} (UTC)",
         "- Time: median of the timed repetitions after warm-up, [first–third quartile]"
         + (
             f"; the grid was swept {first['rounds']} times and each configuration shows its median round"
