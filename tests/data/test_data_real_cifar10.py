@@ -1,7 +1,5 @@
 """The shared real CIFAR-10 (JPEG folders in a .tar.gz) prepares to what its README says."""
 
-import time
-
 import pytest
 import torch
 
@@ -11,41 +9,36 @@ README_TRAIN_MEAN = (0.4913, 0.4821, 0.4465)  # ../shared/data/README.md, 0-1 sc
 README_TRAIN_STD = (0.2452, 0.2428, 0.2606)
 
 
+# Preparation and load times are measured by `tam data bench` (results/loader/), not asserted here: a test
+# that times itself fails on a busy machine.
 @pytest.fixture(scope="module")
 def prepared(cifar10_jpeg, tmp_path_factory):
     cache_dir = tmp_path_factory.mktemp("cache")
-    start = time.perf_counter()
-    ds = load_dataset(cifar10_jpeg, cache_dir=cache_dir)
-    seconds = time.perf_counter() - start
-    print(f"prepared the shared CIFAR-10 in {seconds:.1f} s")
-    return ds, seconds, cache_dir
+    return load_dataset(cifar10_jpeg, cache_dir=cache_dir), cache_dir
 
 
 def test_counts_classes_and_recipe(prepared):
-    ds, seconds, _ = prepared
+    ds, _ = prepared
     assert (len(ds.train_labels), len(ds.test_labels)) == (50_000, 10_000)
     assert ds.classes == list(CIFAR10_CLASSES)  # the documented (official) order
     assert torch.equal(torch.bincount(ds.train_labels), torch.full((10,), 5000))
     assert torch.equal(torch.bincount(ds.test_labels), torch.full((10,), 1000))
     assert ds.image_shape == (3, 32, 32) and ds.train_images.dtype == torch.uint8
     assert (ds.name, ds.source_format, ds.augment) == ("cifar10", "imagefolder", "cifar")
-    assert seconds < 60  # a regression guard; the measured figure (< 30 s) is in results/loader/
 
 
 def test_train_mean_and_std_match_the_readme(prepared):
-    ds, _, _ = prepared
+    ds, _ = prepared
     for got, want in zip(ds.pixel_mean, README_TRAIN_MEAN):
         assert abs(got - want) < 0.002
     for got, want in zip(ds.pixel_std, README_TRAIN_STD):
         assert abs(got - want) < 0.002
 
 
-def test_cache_loads_fast_and_identically(prepared):
-    ds, _, cache_dir = prepared
+def test_cache_loads_identically(prepared):
+    ds, cache_dir = prepared
     (cache_file,) = cache_dir.glob("*.pt")
-    start = time.perf_counter()
     again = load_dataset(cache_file)
-    assert time.perf_counter() - start < 2.0
     assert torch.equal(again.train_images, ds.train_images) and torch.equal(again.test_labels, ds.test_labels)
 
 
