@@ -103,6 +103,7 @@ def _suite_table(suite: str, rows: list[dict]) -> list[str]:
         f"| nl ÷ kind (mem) | kind ÷ {base} (mem) | RSS MB | GFLOP fwd (counted / analytic) | params |"
     )
     lines = [f"## {suite}: {setup}", "", header, "|" + "---|" * header.count(" | ") + "---|"]
+
     def where(row: dict) -> str:
         return ", ".join(str(row[field]) for field in axis)
 
@@ -142,10 +143,17 @@ def _reference(rows: list[dict], row: dict, kind: str) -> dict | None:
     return None
 
 
-def _ratio(top: dict | None, bottom: dict | None, field: str) -> str:
+def _quotient(top: dict | None, bottom: dict | None, field: str) -> float | None:
+    """``top[field] / bottom[field]``, or ``None`` where either is missing or the divisor is zero."""
     if top is None or bottom is None or top[field] is None or bottom[field] is None or bottom[field] == 0:
+        return None
+    return top[field] / bottom[field]
+
+
+def _ratio(top: dict | None, bottom: dict | None, field: str) -> str:
+    value = _quotient(top, bottom, field)
+    if value is None:
         return "—"
-    value = top[field] / bottom[field]
     return f"{value:.1f}×" if value >= 10 else f"{value:.2f}×"
 
 
@@ -181,10 +189,7 @@ def _check(label: str, value: float | None, bound: float, at_least: bool) -> str
 
 def _time_ratio(rows: list[dict], row: dict, kind: str) -> float | None:
     """``row``'s fwd+bwd time over that of ``kind`` in the same setup (``None`` if either is missing)."""
-    other = _reference(rows, row, kind)
-    if other is None or row["time_ms"] is None or not other["time_ms"]:
-        return None
-    return row["time_ms"] / other["time_ms"]
+    return _quotient(row, _reference(rows, row, kind), "time_ms")
 
 
 def _fastpath_claims(rows: list[dict]) -> list[str]:
@@ -214,15 +219,11 @@ def _network_claims(rows: list[dict]) -> list[str]:
 
 
 def _heads_claims(rows: list[dict]) -> list[str]:
-    def get(kind: str, heads: int, field: str) -> float | None:
-        for r in rows:
-            if r["kind"] == kind and r["heads"] == heads:
-                return r[field]
-        return None
+    def find(kind: str, heads: int) -> dict | None:
+        return next((r for r in rows if r["kind"] == kind and r["heads"] == heads), None)
 
     def ratio(field: str, top: tuple[str, int], bottom: tuple[str, int]) -> float | None:
-        a, b = get(*top, field), get(*bottom, field)
-        return None if a is None or b is None or b == 0 else a / b
+        return _quotient(find(*top), find(*bottom), field)
 
     all_heads = sorted({r["heads"] for r in rows})
     h = 8 if 8 in all_heads else all_heads[-1]
