@@ -35,6 +35,22 @@ def test_quick_resolution_writes_all_three_kinds_of_output(tmp_path, capsys):
     assert "6 configurations (0 out of memory)" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("pairs", [True, False])
+def test_pairs_are_on_unless_no_pairs(pairs, tmp_path):
+    out = tmp_path / "bench"
+    argv = ["--quick", "--suite", "fastpath", "--kinds", "tam", "floor", "--budget", "0.01", "--out", str(out)]
+    assert bench(*argv, *([] if pairs else ["--no-pairs"])) == 0
+    records = json.loads((out / "results.json").read_text())
+    tam = [r for r in records if r["kind"] == "tam"]
+    assert len(tam) == 2 and all(r["paired_error"] is None for r in records)
+    if pairs:
+        assert all(r["paired_ratio"] > 0 and r["paired_reference"].startswith("fastpath floor") for r in tam)
+    else:
+        assert all(r["paired_ratio"] is None and r["paired_reference"] is None for r in records)
+    claims = [line for line in (out / "results.md").read_text().splitlines() if line.startswith("- tam ÷ floor")]
+    assert len(claims) == 2 and all(("(paired, IQR" in line) == pairs for line in claims)
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -4,13 +4,16 @@ import pytest
 import torch
 from torch import nn
 
+from tam.bench import measure
 from tam.bench.measure import (
+    PairedRatio,
     Timing,
     count_flops,
     is_out_of_memory,
     memory_limit,
     saved_tensor_bytes,
     time_fn,
+    time_interleaved,
 )
 
 
@@ -89,6 +92,62 @@ def test_timing_summary_of_known_samples():
     assert t.q1_ms < 3.0 < t.q3_ms
     single = Timing.from_samples([2.0])
     assert single.median_ms == single.q1_ms == single.q3_ms == 2.0
+
+
+def test_time_interleaved_alternates_which_goes_first():
+    calls = []
+    a, b = time_interleaved([lambda: calls.append("A"), lambda: calls.append("B")], budget_s=1e-9, min_reps=4,
+                            max_reps=4, warmup=1)
+    assert "".join(calls) == "AB" + "ABBAABBA"  # warm-up, then A B | B A | A B | B A
+    assert len(a) == len(b) == 4 and min(a + b) >= 0
+
+    calls.clear()
+    time_interleaved([lambda: calls.append("A"), lambda: calls.append("B"), lambda: calls.append("C")],
+                     budget_s=1e-9, min_reps=3, max_reps=3, warmup=0)
+    assert "".join(calls) == "ABCCBAABC"
+
+
+def test_time_interleaved_sets_the_repetitions_by_the_first_one(monkeypatch):
+    durations_ms = {"A": 3.0, "B": 1.0}
+    calls = []
+
+    def fake_time_call(fn, device):
+        fn()
+        return durations_ms[calls[-1]]
+
+    monkeypatch.setattr(measure, "_time_call", fake_time_call)
+    fns = [lambda: calls.append("A"), lambda: calls.append("B")]
+    # the first repetition takes 3 + 1 = 4 ms: 0.02 s of budget is 5 repetitions
+    assert time_interleaved(fns, budget_s=0.02, min_reps=2, max_reps=100, warmup=0) == [[3.0] * 5, [1.0] * 5]
+    assert len(time_interleaved(fns, budget_s=0.02, min_reps=2, max_reps=3, warmup=0)[0]) == 3
+    assert len(time_interleaved(fns, budget_s=1e-9, min_reps=2, max_reps=3, warmup=0)[0]) == 2
+
+
+def test_time_interleaved_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="at least one"):
+        time_interleaved([])
+    with pytest.raises(ValueError, match="min_reps"):
+        time_interleaved([lambda: None], min_reps=3, max_reps=2)
+
+
+def test_paired_ratio_summarises_the_per_repetition_ratios():
+    top, bottom = [2.0, 4.0, 9.0, 3.0], [1.0, 2.0, 3.0, 3.0]  # ratios 2, 2, 3, 1
+    ratio = PairedRatio.from_samples(top, bottom)
+    assert (ratio.median, ratio.reps) == (2.0, 4)
+    assert ratio.q1 == pytest.approx(1.25) and ratio.q3 == pytest.approx(2.75)  # of 1, 2, 2, 3
+    # not the quotient of the medians (3.5 / 2.5): a repetition's two timings are compared with each other
+    assert ratio.median != pytest.approx(Timing.from_samples(top).median_ms / Timing.from_samples(bottom).median_ms)
+    single = PairedRatio.from_samples([3.0], [2.0])
+    assert single.median == single.q1 == single.q3 == 1.5
+
+
+def test_paired_ratio_rejects_unpaired_or_zero_timings():
+    with pytest.raises(ValueError, match="one timing per repetition"):
+        PairedRatio.from_samples([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="positive"):
+        PairedRatio.from_samples([1.0], [0.0])
+    with pytest.raises(ValueError, match="at least one"):
+        PairedRatio.from_samples([], [])
 
 
 def test_out_of_memory_recognised():

@@ -1,10 +1,12 @@
 """Report files from synthetic records: JSON list, Markdown ratios and exponents, OOM rows, PNG plots."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from tam.bench.report import fit_exponent, markdown, write_report
+from tam.bench.suites import Case
 
 ENV = dict(device="cpu", device_name="Test CPU (2 logical cores)", threads=2, load_avg_1m=0.5, torch="2.13.0",
            python="3.11", date="2026-01-01T00:00:00+00:00")
@@ -47,8 +49,8 @@ def test_markdown_ratios_and_claims():
     text = markdown(heads_records())
     assert "Test CPU" in text and "torch 2.13.0" in text
     # at 8 heads: nl ÷ tam = 25×, nl_sdpa ÷ tam = 10×, tam ÷ nl memory = 10/800
-    assert "nl ÷ tam, fwd+bwd time: **25** (≥ 20: yes)" in text
-    assert "nl_sdpa ÷ tam, fwd+bwd time: **10** (≥ 5: yes)" in text
+    assert "nl ÷ tam, fwd+bwd time: **25** (medians; ≥ 20: yes)" in text
+    assert "nl_sdpa ÷ tam, fwd+bwd time: **10** (medians; ≥ 5: yes)" in text
     assert "tam ÷ nl, memory: **0.0125** (≤ 0.1: yes)" in text
     assert "nl memory at 16 ÷ at 1: **16** (≥ 8: yes)" in text
     row = next(line for line in text.splitlines() if line.startswith("| tam | 8 |"))
@@ -76,10 +78,63 @@ def test_markdown_fast_path_and_network_claims():
     for kind, time_ms in (("none", 100.0), ("tam", 108.0), ("nl", 250.0)):
         rows.append({**record(kind, "network", time_ms=time_ms), **network})
     text = markdown(rows)
-    assert "tam ÷ floor at 16², 16 head(s): **1.1** (≤ 1.15: yes)" in text
-    assert "tam ÷ floor at 56², 8 head(s): **1.2** (≤ 1.15: no)" in text
+    assert "tam ÷ floor at 16², 16 head(s): **1.1** (medians; ≤ 1.15: yes)" in text
+    assert "tam ÷ floor at 56², 8 head(s): **1.2** (medians; ≤ 1.15: no)" in text
     assert "| tam | 56, 8 |" in text and "## fastpath: 64 channels, batch 32" in text
-    assert "tam ÷ none: **1.08** (≤ 1.1: yes)" in text and "- nl ÷ none: 2.5" in text
+    assert "paired" not in text.lower()  # no pairs measured: no paired column, no word about them
+    assert "tam ÷ none: **1.08** (medians; ≤ 1.1: yes)" in text and "- nl ÷ none: 2.5 (medians)" in text
+
+
+def paired(row, reference: Case, ratio, q1, q3, reps=40):
+    """``row`` timed interleaved with ``reference``: the fields that the runner's pairs phase adds."""
+    return dict(row, paired_reference=reference.label(), paired_ratio=ratio, paired_ratio_q1=q1,
+                paired_ratio_q3=q3, paired_reps=reps, paired_error=None)
+
+
+def test_claims_use_the_paired_ratio_where_measured():
+    floor_56 = Case("fastpath", "floor", heads=8, side=56, channels=64, batch=32)
+    rows = [
+        record("floor", "fastpath", heads=8, side=56, time_ms=10.0),
+        paired(record("tam", "fastpath", heads=8, side=56, time_ms=12.0), floor_56, 1.02, 0.98, 1.05),
+        record("floor", "fastpath", heads=1, side=16, time_ms=10.0),
+        # paired with another configuration than the claim's divisor: the claim keeps the medians
+        paired(record("tam", "fastpath", heads=1, side=16, time_ms=11.0), floor_56, 0.5, 0.4, 0.6),
+    ]
+    text = markdown(rows)
+    assert "tam ÷ floor at 56², 8 head(s): **1.02** (paired, IQR 0.98–1.05, 40 reps; ≤ 1.15: yes)" in text
+    assert "tam ÷ floor at 16², 1 head(s): **1.1** (medians; ≤ 1.15: yes)" in text
+    row = next(line for line in text.splitlines() if line.startswith("| tam | 56, 8 |"))
+    assert "| 1.20× | 1.02× [0.98–1.05] |" in row  # the quotient of medians stays, the paired ratio beside it
+    assert "kind ÷ reference, paired [IQR]" in text and "*Paired*" in text
+
+
+def test_heads_and_network_claims_use_the_paired_ratio_where_measured():
+    rows = heads_records()
+    tam_1 = Case("heads", "tam", heads=1, side=32, channels=64, batch=32)
+    nl_1 = replace(tam_1, kind="nl")
+    rows = [paired(r, tam_1, 1.04, 1.0, 1.07) if (r["kind"], r["heads"]) == ("tam", 16) else r for r in rows]
+    rows = [paired(r, nl_1, 1.5, 1.4, 1.6) if (r["kind"], r["heads"]) == ("nl", 8) else r for r in rows]
+    none = Case("network", "none", heads=8, side=32, channels=64, batch=32, model="preresnet56")
+    network = dict(model="preresnet56", heads=8, attention_blocks=[1, 1, 1])
+    rows += [{**record("none", "network", time_ms=100.0), **network},
+             paired({**record("tam", "network", time_ms=115.0), **network}, none, 1.05, 1.01, 1.09),
+             paired({**record("nl", "network", time_ms=250.0), **network}, none, 2.4, 2.3, 2.5)]
+    text = markdown(rows)
+    assert "tam time at 16 ÷ at 1: **1.04** (paired, IQR 1–1.07, 40 reps; ≤ 1: no)" in text
+    assert "nl ÷ tam, fwd+bwd time: **25** (medians; ≥ 20: yes)" in text  # nl's pair is with nl at 1 head
+    assert "tam ÷ none: **1.05** (paired, IQR 1.01–1.09, 40 reps; ≤ 1.1: yes)" in text  # medians: 1.15
+    assert "- nl ÷ none: 2.4 (paired, IQR 2.3–2.5, 40 reps)" in text
+
+
+def test_a_pair_out_of_memory_is_listed_under_its_table():
+    rows = [record("floor", "fastpath", heads=8, side=56),
+            dict(record("tam", "fastpath", heads=8, side=56, time_ms=1.1), paired_reference=None,
+                 paired_ratio=None, paired_error="out of memory paired with fastpath floor h8 …")]
+    text = markdown(rows)
+    assert "- tam at side, heads 56, 8: out of memory paired with fastpath floor h8 …" in text
+    assert "tam ÷ floor at 56², 8 head(s): **1.1** (medians; ≤ 1.15: yes)" in text
+    row = next(line for line in text.splitlines() if line.startswith("| tam | 56, 8 |"))
+    assert "| 1.10× | — |" in row
 
 
 def test_out_of_memory_rows_are_kept_and_explained():

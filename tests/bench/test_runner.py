@@ -1,17 +1,22 @@
 """The runner on plain torch workloads: a full record, and running out of memory recorded, not raised."""
 
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
 from torch import nn
 
-from tam.bench.runner import Settings, measure_case, run_cases
+from tam.bench.runner import Settings, measure_case, measure_pair, run_cases
 from tam.bench.suites import Case
 from tam.bench.workload import Workload
 
 FAST = Settings(budget_s=0.01, min_reps=2, max_reps=3, rss=False)
 CASE = Case("heads", "floor", heads=1, side=8, channels=4, batch=2)
+FLOOR = Case("fastpath", "floor", heads=1, side=4, channels=4, batch=1)
+TAM = replace(FLOOR, kind="tam")  # compared with FLOOR
+ALONE = Case("resolution", "tam", heads=1, side=4, channels=4, batch=1)  # compared with nothing
+PAIRED = ("paired_reference", "paired_ratio", "paired_ratio_q1", "paired_ratio_q3", "paired_reps", "paired_error")
 
 
 def conv_workload(case, device):
@@ -100,3 +105,86 @@ def test_rounds_keep_the_median_round_whole():
 def test_rounds_must_be_positive():
     with pytest.raises(ValueError, match="rounds"):
         run_cases([CASE], "cpu", FAST, rounds=0, progress=False)
+
+
+def logging_build(built, fail=lambda case, count: False):
+    """A build of convolutions that appends ``(case, modes)`` to ``built`` and raises OOM where ``fail``.
+
+    The module comes in eval mode (the runner must switch it to train mode), and a forward hook appends its
+    ``training`` flag to ``modes`` at every call. ``fail(case, builds so far)`` decides the OOM.
+    """
+
+    def build(case, device):
+        if fail(case, len(built)):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+        workload = conv_workload(case, device)
+        modes = []
+        workload.module.register_forward_hook(lambda module, args, out: modes.append(module.training))
+        built.append((case, modes))
+        workload.module.eval()
+        return workload
+
+    return build
+
+
+def test_pairs_attach_to_the_records_that_have_a_reference():
+    built, seen = [], []
+    records = run_cases([FLOOR, TAM, ALONE], "cpu", FAST, progress=False, build=logging_build(built),
+                        on_record=lambda so_far: seen.append([r.get("paired_ratio") is not None for r in so_far]))
+    floor, tam, alone = records
+    assert tam["paired_reference"] == FLOOR.label()
+    assert 0 < tam["paired_ratio_q1"] <= tam["paired_ratio"] <= tam["paired_ratio_q3"]
+    assert 2 <= tam["paired_reps"] <= 3 and tam["paired_error"] is None
+    assert all(floor[field] is None and alone[field] is None for field in PAIRED)
+    # the sweep builds each case once; the pairs phase builds the case and its reference, in train mode
+    assert [case for case, _ in built] == [FLOOR, TAM, ALONE, TAM, FLOOR]
+    assert all(all(modes) and modes for _, modes in built[3:])
+    assert seen == [[False], [False, False], [False, False, False], [False, True, False]]  # saved after the pair
+
+
+def test_measure_pair_times_both_steps_for_the_rounds_budget(monkeypatch):
+    calls = []
+
+    def fake_interleaved(fns, device, **timing):
+        calls.append((len(fns), timing))
+        return [[2.0, 4.0, 3.0], [1.0, 2.0, 1.0]]  # ratios 2, 2, 3
+
+    monkeypatch.setattr("tam.bench.runner.time_interleaved", fake_interleaved)
+    fields = measure_pair(TAM, FLOOR, "cpu", FAST, rounds=3, build=conv_workload)
+    assert calls == [(2, dict(budget_s=0.01 * 2 * 3, min_reps=2, max_reps=3))]
+    assert fields == dict(paired_reference=FLOOR.label(), paired_ratio=2.0, paired_ratio_q1=2.0, paired_ratio_q3=3.0,
+                          paired_reps=3, paired_error=None)
+
+
+def test_oom_in_the_pairs_phase_is_recorded_not_raised():
+    built = []
+    build = logging_build(built, fail=lambda case, count: count >= 2)  # the sweep's two builds succeed
+    floor, tam = run_cases([FLOOR, TAM], "cpu", FAST, progress=False, build=build)
+    assert floor["status"] == tam["status"] == "ok" and tam["time_ms"] is not None
+    assert tam["paired_ratio"] is None and tam["paired_reference"] is None and tam["paired_reps"] is None
+    assert "out of memory" in tam["paired_error"] and FLOOR.label() in tam["paired_error"]
+    assert "9.00 GiB" in tam["paired_error"]
+
+
+def test_other_errors_in_the_pairs_phase_are_raised():
+    def broken(case, device):
+        raise ValueError("heads=3 must divide embed_channels")
+
+    with pytest.raises(ValueError, match="heads=3"):
+        measure_pair(TAM, FLOOR, "cpu", FAST, build=broken)
+
+
+def test_a_side_out_of_memory_in_the_sweep_is_not_paired():
+    built = []
+    build = logging_build(built, fail=lambda case, count: case.kind == "floor")
+    floor, tam = run_cases([FLOOR, TAM], "cpu", FAST, progress=False, build=build)
+    assert floor["status"] == "oom" and tam["status"] == "ok"
+    assert tam["paired_ratio"] is None and "not paired" in tam["paired_error"] and FLOOR.label() in tam["paired_error"]
+    assert [case for case, _ in built] == [TAM]  # the pairs phase built nothing
+
+
+def test_no_pairs_leaves_the_paired_fields_empty():
+    built = []
+    records = run_cases([FLOOR, TAM], "cpu", FAST, pairs=False, progress=False, build=logging_build(built))
+    assert all(record[field] is None for record in records for field in PAIRED)
+    assert [case for case, _ in built] == [FLOOR, TAM]  # the sweep only

@@ -20,7 +20,7 @@ from tam.errors import UserError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--suite", nargs="+", choices=(*SUITES, "all"), default=["all"],
-        help="suites to run (default: all): heads, resolution, blocks, network",
+        help="suites to run (default: all): heads, resolution, blocks, fastpath, network",
     )
     parser.add_argument(
         "--kinds", nargs="+", choices=tuple(KINDS), default=list(KINDS),
@@ -42,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rounds", type=int, default=1, metavar="K",
         help="sweep the grid K times and keep each configuration's median round (default: 1); rounds spread "
         "the slow spells of a shared machine over every configuration",
+    )
+    parser.add_argument(
+        "--pairs", action=argparse.BooleanOptionalAction, default=True,
+        help="after the sweep, time each compared pair (a kind and the floor, a network and the one without "
+        "attention, many heads and the fewest) interleaved, A B B A …, for the claims (default: on)",
     )
     parser.add_argument(
         "--memory-limit", type=float, default=None, metavar="GB",
@@ -90,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     cases = [case for suite in suites for case in suite_cases(suite, quick=args.quick, kinds=tuple(args.kinds))]
     start = time.perf_counter()
     records = run_cases(
-        cases, device, settings, rounds=args.rounds, on_record=lambda so_far: write_report(so_far, out, plots=False)
+        cases, device, settings, rounds=args.rounds, pairs=args.pairs,
+        on_record=lambda so_far: write_report(so_far, out, plots=False),
     )
     paths = write_report(records, out)
     oom = sum(r["status"] == "oom" for r in records)

@@ -12,7 +12,7 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -33,10 +33,44 @@ class Timing:
 
     @classmethod
     def from_samples(cls, samples_ms: list[float]) -> Timing:
-        if not samples_ms:
-            raise ValueError("samples_ms must hold at least one timing")
-        q1, _, q3 = statistics.quantiles(samples_ms, n=4) if len(samples_ms) > 1 else samples_ms * 3
-        return cls(statistics.median(samples_ms), q1, q3, min(samples_ms), max(samples_ms), len(samples_ms))
+        q1, median, q3 = _quartiles(samples_ms)
+        return cls(median, q1, q3, min(samples_ms), max(samples_ms), len(samples_ms))
+
+
+@dataclass(frozen=True)
+class PairedRatio:
+    """Summary of the per-repetition ratios ``top[i] / bottom[i]`` of two interleaved timings.
+
+    ``median`` is the estimate, ``q1``/``q3`` its first and third quartiles (dimensionless), ``reps`` the
+    number of repetitions (pairs of timings).
+
+    Example:
+        >>> PairedRatio.from_samples([2.0, 6.0, 3.0], [1.0, 3.0, 2.0]).median
+        2.0
+    """
+
+    median: float
+    q1: float
+    q3: float
+    reps: int
+
+    @classmethod
+    def from_samples(cls, top_ms: list[float], bottom_ms: list[float]) -> PairedRatio:
+        """From two equally long lists of timings in ms, taken in the same repetitions (``bottom`` > 0)."""
+        if len(top_ms) != len(bottom_ms):
+            raise ValueError(f"need one timing per repetition on each side, got {len(top_ms)} and {len(bottom_ms)}")
+        if any(b <= 0 for b in bottom_ms):
+            raise ValueError("bottom timings must be positive")
+        q1, median, q3 = _quartiles([t / b for t, b in zip(top_ms, bottom_ms)])
+        return cls(median, q1, q3, len(top_ms))
+
+
+def _quartiles(samples: list[float]) -> tuple[float, float, float]:
+    """``(first quartile, median, third quartile)`` of ``samples``; all three equal for a single sample."""
+    if not samples:
+        raise ValueError("samples must hold at least one value")
+    q1, _, q3 = statistics.quantiles(samples, n=4) if len(samples) > 1 else samples * 3
+    return q1, statistics.median(samples), q3
 
 
 def time_fn(
@@ -59,38 +93,94 @@ def time_fn(
         >>> time_fn(lambda: torch.randn(256, 256) @ torch.randn(256, 256)).median_ms > 0
         True
     """
-    if warmup < 0 or min_reps < 1 or max_reps < min_reps:
-        raise ValueError(f"need warmup ≥ 0 and 1 ≤ min_reps ≤ max_reps, got {warmup}, {min_reps}, {max_reps}")
-    cuda = torch.device(device).type == "cuda"
+    _check_counts(warmup, min_reps, max_reps)
+    device = torch.device(device)
     for _ in range(warmup):
         fn()
-    if cuda:
-        torch.cuda.synchronize(device)
-        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(max_reps)]
-        events[0][0].record()
+    first_ms = _time_call(fn, device)
+    reps = _reps(first_ms, budget_s, min_reps, max_reps)
+    if device.type != "cuda":
+        return Timing.from_samples([first_ms, *(_time_call(fn, device) for _ in range(reps - 1))])
+    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps - 1)]
+    for begin, end in events:
+        begin.record()
         fn()
-        events[0][1].record()
-        torch.cuda.synchronize(device)
-        first_ms = events[0][0].elapsed_time(events[0][1])
-        reps = _reps(first_ms, budget_s, min_reps, max_reps)
-        for begin, end in events[1:reps]:
-            begin.record()
+        end.record()
+    torch.cuda.synchronize(device)
+    return Timing.from_samples([first_ms, *(begin.elapsed_time(end) for begin, end in events)])
+
+
+def time_interleaved(
+    fns: Sequence[Callable[[], object]],
+    device: torch.device | str = "cpu",
+    *,
+    budget_s: float = 0.6,
+    min_reps: int = 3,
+    max_reps: int = 100,
+    warmup: int = 1,
+) -> list[list[float]]:
+    """Time several callables in alternation, so that a slow spell of the machine falls on all of them.
+
+    Each fn is called ``warmup`` times untimed; then every repetition calls each fn once, in the given order
+    in even repetitions and in reverse in odd ones (A B, B A, A B, … for two: neither always follows the
+    other). The first repetition sets the repetition count: ``budget_s`` (for all fns together) over its
+    total duration, clipped to ``[min_reps, max_reps]``. Every call is timed alone: ``time.perf_counter``
+    on CPU, a pair of CUDA events and a synchronisation on CUDA.
+
+    Returns:
+        ``samples[j][i]``: milliseconds of ``fns[j]`` in repetition ``i``, ``len(fns)`` lists of equal length.
+
+    Example:
+        >>> a, b = time_interleaved([lambda: torch.ones(8).sum(), lambda: torch.ones(8).mean()], min_reps=2)
+        >>> len(a) == len(b) >= 2
+        True
+    """
+    _check_counts(warmup, min_reps, max_reps)
+    if not fns:
+        raise ValueError("need at least one function to time")
+    device = torch.device(device)
+    for fn in fns:
+        for _ in range(warmup):
             fn()
-            end.record()
-        torch.cuda.synchronize(device)
-        return Timing.from_samples([begin.elapsed_time(end) for begin, end in events[:reps]])
-    samples: list[float] = []
-    reps = 1
-    while len(samples) < reps:
+    samples: list[list[float]] = [[] for _ in fns]
+
+    def repetition(rep: int) -> None:
+        order = range(len(fns)) if rep % 2 == 0 else reversed(range(len(fns)))
+        for j in order:
+            samples[j].append(_time_call(fns[j], device))
+
+    repetition(0)
+    for rep in range(1, _reps(sum(s[0] for s in samples), budget_s, min_reps, max_reps)):
+        repetition(rep)
+    return samples
+
+
+def _time_call(fn: Callable[[], object], device: torch.device) -> float:
+    """Milliseconds of one call of ``fn()``.
+
+    On CPU by ``time.perf_counter``; on CUDA by two events around it, synchronised before (the device starts
+    idle) and after.
+    """
+    if device.type != "cuda":
         start = time.perf_counter()
         fn()
-        samples.append((time.perf_counter() - start) * 1e3)
-        if len(samples) == 1:
-            reps = _reps(samples[0], budget_s, min_reps, max_reps)
-    return Timing.from_samples(samples)
+        return (time.perf_counter() - start) * 1e3
+    torch.cuda.synchronize(device)
+    begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    begin.record()
+    fn()
+    end.record()
+    torch.cuda.synchronize(device)
+    return begin.elapsed_time(end)
+
+
+def _check_counts(warmup: int, min_reps: int, max_reps: int) -> None:
+    if warmup < 0 or min_reps < 1 or max_reps < min_reps:
+        raise ValueError(f"need warmup ≥ 0 and 1 ≤ min_reps ≤ max_reps, got {warmup}, {min_reps}, {max_reps}")
 
 
 def _reps(first_ms: float, budget_s: float, min_reps: int, max_reps: int) -> int:
+    """Repetitions that fill ``budget_s`` seconds at ``first_ms`` milliseconds each, within ``[min_reps, max_reps]``."""
     return min(max(math.ceil(budget_s * 1e3 / max(first_ms, 1e-6)), min_reps), max_reps)
 
 

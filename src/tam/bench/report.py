@@ -10,8 +10,10 @@ import json
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 
+from tam.bench.suites import Case
 from tam.files import write_atomic, write_text_atomic
 
 KIND_ORDER = ("none", "floor", "tam", "cc", "nl_sdpa", "nl")
@@ -84,8 +86,16 @@ def markdown(records: Sequence[dict]) -> str:
         " scores each position against itself twice.",
         "- `floor`: the block shell (projections, BN, residual) with no attention core, the cost no kind can"
         " go below. OOM: the configuration ran out of memory; what was measured before is kept.",
-        "",
     ]
+    if any(r.get("paired_ratio") is not None for r in records):
+        lines.append(
+            "- *Paired*: after the sweep, each configuration that a claim compares with a reference (a kind with"
+            " `floor`, a network with `none`, a kind with itself at the fewest heads) was timed again"
+            " alternately with it, training step by training step (A B, B A, …), so that a slow spell of the"
+            " machine falls on both; the ratio is the median [quartiles] of the per-repetition ratios. Time"
+            " claims use it where measured, else the quotient of the two medians (*medians*)."
+        )
+    lines.append("")
     lines += _claims(records)
     for suite in AXIS:
         rows = [r for r in records if r["suite"] == suite]
@@ -98,9 +108,11 @@ def _suite_table(suite: str, rows: list[dict]) -> list[str]:
     axis = AXIS[suite]
     base = "none" if suite == "network" else "floor"
     setup = _setup(suite, rows[0])
+    paired = any(r.get("paired_reference") or r.get("paired_error") for r in rows)
     header = (
-        f"| kind | {', '.join(axis)} | fwd ms | fwd+bwd ms [IQR] | nl ÷ kind (time) | kind ÷ {base} (time) | memory MB "
-        f"| nl ÷ kind (mem) | kind ÷ {base} (mem) | RSS MB | GFLOP fwd (counted / analytic) | params |"
+        f"| kind | {', '.join(axis)} | fwd ms | fwd+bwd ms [IQR] | nl ÷ kind (time) | kind ÷ {base} (time) "
+        + ("| kind ÷ reference, paired [IQR] " if paired else "")
+        + f"| memory MB | nl ÷ kind (mem) | kind ÷ {base} (mem) | RSS MB | GFLOP fwd (counted / analytic) | params |"
     )
     lines = [f"## {suite}: {setup}", "", header, "|" + "---|" * header.count(" | ") + "---|"]
 
@@ -115,11 +127,16 @@ def _suite_table(suite: str, rows: list[dict]) -> list[str]:
         analytic = "" if row["flops_analytic"] is None else f" / {_gflop(row['flops_analytic'])}"
         lines.append(
             f"| {row['kind']} | {where(row)} | {_num(row['forward_ms'])} | {time_cell} "
-            f"| {_ratio(nl, row, 'time_ms')} | {_ratio(row, floor, 'time_ms')} | {_num(row['memory_mb'])} "
+            f"| {_ratio(nl, row, 'time_ms')} | {_ratio(row, floor, 'time_ms')} "
+            + (f"| {_paired_cell(row)} " if paired else "")
+            + f"| {_num(row['memory_mb'])} "
             f"| {_ratio(nl, row, 'memory_mb')} | {_ratio(row, floor, 'memory_mb')} | {_num(row['rss_mb'])} "
             f"| {_gflop(row['flops'])}{analytic} | {row['params'] if row['params'] is not None else '—'} |"
         )
-    errors = [f"- {r['kind']} at {', '.join(axis)} {where(r)}: {r['error']}" for r in rows if r["error"]]
+    errors = [
+        f"- {r['kind']} at {', '.join(axis)} {where(r)}: {error}"
+        for r in rows for error in (r["error"], r.get("paired_error")) if error
+    ]
     return lines + ([""] + errors if errors else []) + [""]
 
 
@@ -151,10 +168,20 @@ def _quotient(top: dict | None, bottom: dict | None, field: str) -> float | None
 
 
 def _ratio(top: dict | None, bottom: dict | None, field: str) -> str:
-    value = _quotient(top, bottom, field)
+    return _times(_quotient(top, bottom, field))
+
+
+def _times(value: float | None) -> str:
     if value is None:
         return "—"
     return f"{value:.1f}×" if value >= 10 else f"{value:.2f}×"
+
+
+def _paired_cell(row: dict) -> str:
+    """``row``'s paired ratio with its quartiles, e.g. ``1.02× [0.97–1.05]``, or ``—``."""
+    if row.get("paired_ratio") is None:
+        return "—"
+    return f"{_times(row['paired_ratio'])} [{row['paired_ratio_q1']:.2f}–{row['paired_ratio_q3']:.2f}]"
 
 
 def _num(value: float | None) -> str:
@@ -180,16 +207,38 @@ def _claims(records: Sequence[dict]) -> list[str]:
     return ["## Claims, checked on these numbers", "", *lines] if lines else []
 
 
-def _check(label: str, value: float | None, bound: float, at_least: bool) -> str:
+def _check(label: str, value: float | None, bound: float, at_least: bool, estimator: str | None = None) -> str:
+    """One claim line: ``value`` against ``bound``, with the ``estimator`` that gave ``value`` if said."""
     if value is None:
         return f"- {label}: not measured (out of memory or kind not run)"
     ok = value >= bound if at_least else value <= bound
-    return f"- {label}: **{value:.3g}** ({'≥' if at_least else '≤'} {bound:g}: {'yes' if ok else 'no'})"
+    how = f"{estimator}; " if estimator else ""
+    return f"- {label}: **{value:.3g}** ({how}{'≥' if at_least else '≤'} {bound:g}: {'yes' if ok else 'no'})"
 
 
-def _time_ratio(rows: list[dict], row: dict, kind: str) -> float | None:
-    """``row``'s fwd+bwd time over that of ``kind`` in the same setup (``None`` if either is missing)."""
-    return _quotient(row, _reference(rows, row, kind), "time_ms")
+def _time_estimate(top: dict | None, bottom: dict | None) -> tuple[float | None, str]:
+    """``top``'s fwd+bwd time over ``bottom``'s, and which estimator gave it.
+
+    The paired ratio (see :func:`tam.bench.runner.measure_pair`) where ``top`` was timed interleaved with
+    ``bottom``, as ``"paired, IQR q1–q3, n reps"``; else the quotient of the two medians, as ``"medians"``.
+    """
+    paired = top is not None and bottom is not None and top.get("paired_ratio") is not None
+    if paired and top["paired_reference"] == _label(bottom):
+        return top["paired_ratio"], (
+            f"paired, IQR {top['paired_ratio_q1']:.3g}–{top['paired_ratio_q3']:.3g}, {top['paired_reps']} reps"
+        )
+    return _quotient(top, bottom, "time_ms"), "medians"
+
+
+def _label(record: dict) -> str:
+    """The :meth:`Case.label` of the configuration that ``record`` measured."""
+    return Case.from_dict({field.name: record[field.name] for field in fields(Case)}).label()
+
+
+def _time_check(label: str, top: dict | None, bottom: dict | None, bound: float, at_least: bool) -> str:
+    """A claim on ``top``'s fwd+bwd time over ``bottom``'s (:func:`_time_estimate`) against ``bound``."""
+    value, estimator = _time_estimate(top, bottom)
+    return _check(label, value, bound, at_least, estimator)
 
 
 def _fastpath_claims(rows: list[dict]) -> list[str]:
@@ -198,7 +247,7 @@ def _fastpath_claims(rows: list[dict]) -> list[str]:
     for row in sorted(rows, key=lambda r: (r["side"], r["heads"], KIND_ORDER.index(r["kind"]))):
         if row["kind"] != "floor":
             label = f"{row['kind']} ÷ floor at {row['side']}², {row['heads']} head(s)"
-            lines.append(_check(label, _time_ratio(rows, row, "floor"), 1.15, False))
+            lines.append(_time_check(label, row, _reference(rows, row, "floor"), 1.15, False))
     return lines + [""]
 
 
@@ -210,11 +259,13 @@ def _network_claims(rows: list[dict]) -> list[str]:
         "",
     ]
     for row in sorted(rows, key=lambda r: KIND_ORDER.index(r["kind"])):
+        none = _reference(rows, row, "none")
         if row["kind"] == "tam":
-            lines.append(_check("tam ÷ none", _time_ratio(rows, row, "none"), 1.10, False))
+            lines.append(_time_check("tam ÷ none", row, none, 1.10, False))
         elif row["kind"] != "none":
-            ratio = _time_ratio(rows, row, "none")
-            lines.append(f"- {row['kind']} ÷ none: " + ("not measured" if ratio is None else f"{ratio:.3g}"))
+            ratio, estimator = _time_estimate(row, none)
+            result = "not measured" if ratio is None else f"{ratio:.3g} ({estimator})"
+            lines.append(f"- {row['kind']} ÷ none: {result}")
     return lines + [""]
 
 
@@ -225,6 +276,9 @@ def _heads_claims(rows: list[dict]) -> list[str]:
     def ratio(field: str, top: tuple[str, int], bottom: tuple[str, int]) -> float | None:
         return _quotient(find(*top), find(*bottom), field)
 
+    def time_check(label: str, top: tuple[str, int], bottom: tuple[str, int], bound: float, at_least: bool) -> str:
+        return _time_check(label, find(*top), find(*bottom), bound, at_least)
+
     all_heads = sorted({r["heads"] for r in rows})
     h = 8 if 8 in all_heads else all_heads[-1]
     low, high = all_heads[0], all_heads[-1]
@@ -232,13 +286,13 @@ def _heads_claims(rows: list[dict]) -> list[str]:
     return [
         f"Heads suite ({r0['side']}², {r0['channels']} channels, batch {r0['batch']}, {r0['device']}), at {h} heads:",
         "",
-        _check("nl ÷ tam, fwd+bwd time", ratio("time_ms", ("nl", h), ("tam", h)), 20, True),
-        _check("nl_sdpa ÷ tam, fwd+bwd time", ratio("time_ms", ("nl_sdpa", h), ("tam", h)), 5, True),
+        time_check("nl ÷ tam, fwd+bwd time", ("nl", h), ("tam", h), 20, True),
+        time_check("nl_sdpa ÷ tam, fwd+bwd time", ("nl_sdpa", h), ("tam", h), 5, True),
         _check("tam ÷ nl, memory", ratio("memory_mb", ("tam", h), ("nl", h)), 0.1, False),
         "",
         f"From {low} to {high} heads (same embed width):",
         "",
-        _check(f"tam time at {high} ÷ at {low}", ratio("time_ms", ("tam", high), ("tam", low)), 1, False),
+        time_check(f"tam time at {high} ÷ at {low}", ("tam", high), ("tam", low), 1, False),
         _check(f"tam memory at {high} ÷ at {low}", ratio("memory_mb", ("tam", high), ("tam", low)), 1, False),
         _check(f"nl memory at {high} ÷ at {low}", ratio("memory_mb", ("nl", high), ("nl", low)), 8, True),
         "",

@@ -13,6 +13,7 @@ import torch
 
 from tam.bench.cost import analytic_flops
 from tam.bench.measure import (
+    PairedRatio,
     Timing,
     count_flops,
     cuda_peak_bytes,
@@ -20,8 +21,9 @@ from tam.bench.measure import (
     memory_limit,
     saved_tensor_bytes,
     time_fn,
+    time_interleaved,
 )
-from tam.bench.suites import Case
+from tam.bench.suites import Case, paired_references
 from tam.bench.workload import Workload, build_workload
 
 MB = 2**20
@@ -133,6 +135,64 @@ def measure_case(
     return record
 
 
+def measure_pair(
+    case: Case,
+    reference: Case,
+    device: torch.device | str,
+    settings: Settings,
+    *,
+    rounds: int = 1,
+    build: Callable[[Case, torch.device], Workload] = build_workload,
+) -> dict:
+    """Time the training steps of ``case`` and ``reference`` interleaved (:func:`time_interleaved`).
+
+    Both workloads are built and put in train mode; their steps alternate A B, B A, … for
+    ``settings.budget_s × 2 × rounds`` seconds in all (as much as the sweep spent timing both), within the
+    settings' repetition bounds, under the settings' CPU memory limit. Running out of memory is recorded,
+    never raised.
+
+    Returns:
+        the paired fields of ``case``'s record: ``paired_reference`` (``reference.label()``),
+        ``paired_ratio`` (median over repetitions of case's time ÷ reference's), ``paired_ratio_q1``,
+        ``paired_ratio_q3``, ``paired_reps``, ``paired_error``; all ``None`` but ``paired_error`` after an
+        out-of-memory.
+    """
+    device = torch.device(device)
+    cpu = device.type == "cpu"
+    workloads: list[Workload] = []
+    try:
+        with memory_limit(settings.memory_limit_bytes if cpu else None):
+            workloads = [build(c, device) for c in (case, reference)]
+            for workload in workloads:
+                workload.module.train()
+            top, bottom = time_interleaved(
+                [workload.step for workload in workloads], device, budget_s=settings.budget_s * 2 * rounds,
+                min_reps=settings.min_reps, max_reps=settings.max_reps,
+            )
+    except Exception as error:
+        if not is_out_of_memory(error):
+            raise
+        return _paired(None, error=f"out of memory paired with {reference.label()}: {str(error).splitlines()[0][:200]}")
+    finally:
+        del workloads
+        gc.collect()
+        if not cpu:
+            torch.cuda.empty_cache()
+    return _paired(reference, PairedRatio.from_samples(top, bottom))
+
+
+def _paired(reference: Case | None, ratio: PairedRatio | None = None, error: str | None = None) -> dict:
+    """The paired fields of a record (see :func:`measure_pair`); all ``None`` without a reference."""
+    return {
+        "paired_reference": reference.label() if reference else None,
+        "paired_ratio": ratio.median if ratio else None,
+        "paired_ratio_q1": ratio.q1 if ratio else None,
+        "paired_ratio_q3": ratio.q3 if ratio else None,
+        "paired_reps": ratio.reps if ratio else None,
+        "paired_error": error,
+    }
+
+
 def _timing(prefix: str, t: Timing | None) -> dict:
     names = ("ms", "q1_ms", "q3_ms", "min_ms", "max_ms", "reps")
     values = (t.median_ms, t.q1_ms, t.q3_ms, t.min_ms, t.max_ms, t.reps) if t else (None,) * len(names)
@@ -145,8 +205,10 @@ def run_cases(
     settings: Settings,
     *,
     rounds: int = 1,
+    pairs: bool = True,
     progress: bool = True,
     on_record: Callable[[list[dict]], object] | None = None,
+    build: Callable[[Case, torch.device], Workload] = build_workload,
 ) -> list[dict]:
     """Measure every case in order, ``rounds`` times over, with a progress bar; records carry :func:`environment`.
 
@@ -156,28 +218,52 @@ def run_cases(
     own; ``time_ms_rounds`` and ``forward_ms_rounds`` keep every round's median. Memory, FLOPs and the
     subprocess RSS (first round only) do not depend on the round.
 
-    ``on_record(records)`` is called after each case of the first round with the records so far, and after
-    each later round with all of them (e.g. to save them, so an interrupted run keeps what it measured).
+    With ``pairs``, a last phase times each case against its reference (:func:`~tam.bench.suites.paired_references`)
+    interleaved, by :func:`measure_pair`, and adds the paired fields to the case's record; cases without a
+    reference, or all cases without ``pairs``, get them as ``None``. A pair is skipped (``paired_error``
+    says why) where either side ran out of memory in the sweep.
+
+    ``on_record(records)`` is called after each case of the first round with the records so far, after
+    each later round and after each pair with all of them (e.g. to save them, so an interrupted run keeps
+    what it measured).
     """
     from tqdm import tqdm
 
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     cases = list(cases)
+    references = paired_references(cases) if pairs else [None] * len(cases)
+    pair_count = sum(reference is not None for reference in references)
     taken: list[list[dict]] = [[] for _ in cases]
-    with tqdm(total=rounds * len(cases), desc="tam bench", unit="config", disable=not progress,
+    with tqdm(total=rounds * len(cases) + pair_count, desc="tam bench", unit="config", disable=not progress,
               dynamic_ncols=True) as bar:
         for round_index in range(rounds):
             round_settings = settings if round_index == 0 else replace(settings, rss=False)
             for index, case in enumerate(cases):
                 bar.set_postfix_str(f"round {round_index + 1}/{rounds} {case.label()}")
-                taken[index].append({**measure_case(case, device, round_settings), **environment(device)})
+                taken[index].append({**measure_case(case, device, round_settings, build=build), **environment(device)})
                 bar.update()
                 if on_record is not None and round_index == 0:
                     on_record([_median_round(t) for t in taken[: index + 1]])
             if on_record is not None and round_index > 0:
                 on_record([_median_round(t) for t in taken])
-    return [_median_round(t) for t in taken]
+        records = [{**_median_round(t), **_paired(None)} for t in taken]
+        by_case = dict(zip(cases, records))
+        done = 0
+        for record, case, reference in zip(records, cases, references):
+            if reference is None:
+                continue
+            done += 1
+            bar.set_postfix_str(f"pair {done}/{pair_count} {case.label()} ÷ {reference.label()}")
+            oom = [c.label() for c in (case, reference) if by_case[c]["status"] == "oom"]
+            if oom:
+                record.update(_paired(None, error=f"not paired: {' and '.join(oom)} ran out of memory in the sweep"))
+            else:
+                record.update(measure_pair(case, reference, device, settings, rounds=rounds, build=build))
+            bar.update()
+            if on_record is not None:
+                on_record(records)
+    return records
 
 
 def _median_round(records: list[dict]) -> dict:

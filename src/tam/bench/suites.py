@@ -13,11 +13,15 @@ Suites (full grid; ``--quick`` in brackets):
 
 Every block suite runs every kind, ``floor`` included; the embed width is ``channels // 2`` throughout, so
 heads only change the head width ``d = E / h``.
+
+The claims compare some configurations with a reference (:func:`paired_references`); the runner times each
+such pair interleaved.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 # kind -> (kind of tam.create_attention, its options); "none" exists only in the network suite.
@@ -108,3 +112,34 @@ def suite_cases(suite: str, *, quick: bool = False, kinds: tuple[str, ...] | Non
     # All kinds at one point before the next point: a load change on a shared machine then hits the
     # configurations that are compared with each other alike.
     return [Case(suite, kind, channels=64, **point) for point in grid for kind in chosen]
+
+
+def paired_references(cases: Sequence[Case]) -> list[Case | None]:
+    """For each case, the case that the claims compare its time with, or ``None``; aligned with ``cases``.
+
+    - ``heads``: the same kind at the fewest heads among the heads cases (claim: TAM's time at 16 heads is
+      at most its time at 1); the cases at that head count have none.
+    - ``fastpath``: every kind but ``floor`` against ``floor`` at the same point.
+    - ``network``: every kind but ``none`` against ``none``.
+
+    A reference that is not itself among ``cases`` (a kind not run) counts as none; other suites have none.
+
+    Example:
+        >>> tam, floor = (Case("fastpath", k, heads=1, side=16, channels=64, batch=4) for k in ("tam", "floor"))
+        >>> paired_references([floor, tam]) == [None, floor]
+        True
+    """
+    heads = [case.heads for case in cases if case.suite == "heads"]
+
+    def wanted(case: Case) -> Case | None:
+        if case.suite == "heads":
+            return dataclasses.replace(case, heads=min(heads))
+        if case.suite == "fastpath" and case.kind != "floor":
+            return dataclasses.replace(case, kind="floor")
+        if case.suite == "network" and case.kind != "none":
+            return dataclasses.replace(case, kind="none")
+        return None
+
+    present = set(cases)
+    references = [wanted(case) for case in cases]
+    return [ref if ref in present and ref != case else None for case, ref in zip(cases, references)]
