@@ -83,7 +83,8 @@ def test_time_fn_measures_wall_time():
     import time
 
     timing = time_fn(lambda: time.sleep(0.01), budget_s=0.03, min_reps=2, max_reps=5)
-    assert 9 < timing.median_ms < 200
+    # A sleep lasts at least its time; no upper bound, which a loaded machine could break.
+    assert timing.median_ms >= 10 and 2 <= timing.reps <= 5
 
 
 def test_timing_summary_of_known_samples():
