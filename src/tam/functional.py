@@ -121,15 +121,18 @@ def gram_transposed_attention(
     gram = torch.matmul(scaled, scaled.transpose(-1, -2))  # [B, C, C]
     # v kᵀ / N for every pair of embed channels, then only the blocks within a head: one matmul whatever h,
     # where per-head products would be h tiny ones (d×d blocks cost as much time as the whole E×E map).
-    pairs = torch.matmul(torch.matmul(w_g, gram), w_phi.transpose(0, 1))  # [B, E, E]
+    batch = x.shape[0]
+    pairs = torch.matmul(torch.matmul(w_g.expand(batch, -1, -1), gram), w_phi.transpose(0, 1))  # [B, E, E]
     head = torch.arange(embed, device=x.device) // d
     same_head = head.unsqueeze(1) == head.unsqueeze(0)  # [E, E]
     if normalization == "scale":
-        m = pairs.masked_fill(~same_head, 0.0) * (n / d) ** 0.5
+        m = pairs * (same_head.to(pairs.dtype) * (n / d) ** 0.5)  # mask and scale in one pass over [B, E, E]
     else:
         m = torch.softmax((pairs * n**0.5).masked_fill(~same_head, float("-inf")), dim=-1) * d**-0.5
     folded = torch.matmul(m, w_theta)  # [B, E, C]: blockdiag(M_h) · Wθ
-    return torch.matmul(torch.matmul(w_z, folded), x)
+    # Weights broadcast over the batch (bmm): ``w @ t`` with a 2-D ``w`` folds the batch into one mm and then
+    # copies the transposed product into place.
+    return torch.matmul(torch.matmul(w_z.expand(batch, -1, -1), folded), x)
 
 
 def transposed_macs(n: int, channels: int, embed: int, heads: int) -> int:

@@ -16,6 +16,8 @@ class Floor(AttentionBlock):
         x: ``[B, C, *S]`` -> same shape.
     """
 
+    head_major = False  # a = v is then one [E, N] matrix per sample, passed to Wz without a copy
+
     def _core(self, q: Tensor, k: Tensor, v: Tensor, spatial: tuple[int, ...]) -> Tensor:
         return v
 

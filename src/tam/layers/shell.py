@@ -7,6 +7,10 @@
 
 The projections are stored as ``nn.Conv1d`` weights (kernel 1) but applied as one fused matmul over the
 flattened positions, which serves 1-D, 2-D and 3-D inputs alike and keeps ``channels_last`` inputs as views.
+Layout, so that no product copies its operands: the weights are broadcast over the batch (``bmm``; a plain
+``weight @ x`` folds the batch into one ``mm`` and then copies its transposed result into place), and the fused
+output is ordered head-major, ``[B, h, (q, k, v), d, N]``, so each of q, k, v is a ``[B·h]`` batch of matrices
+with one stride per dimension.
 """
 
 from __future__ import annotations
@@ -62,6 +66,9 @@ class AttentionBlock(nn.Module, abc.ABC):
     """
 
     spatial_ranks: tuple[int, ...] = (1, 2, 3)
+    # Order of the fused q, k, v rows: [h, 3, d] (per-head products batch over B·h without copies) or
+    # [3, h, d] (v is one [E, N] matrix per sample, for a core that does not split heads).
+    head_major: bool = True
 
     def __init__(
         self,
@@ -122,8 +129,8 @@ class AttentionBlock(nn.Module, abc.ABC):
     def _mix(self, x: Tensor, spatial: tuple[int, ...]) -> Tensor:
         """``Wz a``, the block's output before BN and the residual. Shape: -> ``[B, C, N]``."""
         q, k, v = self._project(x, spatial)
-        a = self._core(q, k, v, spatial)
-        return torch.matmul(self.z.weight.flatten(1), a.reshape(x.shape[0], self.embed_channels, -1))
+        a = self._core(q, k, v, spatial).reshape(x.shape[0], self.embed_channels, -1)
+        return torch.matmul(self.z.weight.flatten(1).expand(x.shape[0], -1, -1), a)
 
     def attention_map(self, x: Tensor, queries: Tensor | list[int] | None = None) -> Tensor:
         """Spatial attention weights of the chosen query positions (flat indices into ``prod(S)``).
@@ -140,9 +147,12 @@ class AttentionBlock(nn.Module, abc.ABC):
     def _project(self, x: Tensor, spatial: tuple[int, ...]) -> tuple[Tensor, Tensor, Tensor]:
         """q, k, v per head, after positions, key subsampling and geometry. Shape: -> ``[B, h, d, N]`` each."""
         batch = x.shape[0]
-        flat = x.flatten(2)
-        weight = torch.cat([self.theta.weight, self.phi.weight, self.g.weight]).flatten(1)
-        q, k, v = torch.matmul(weight, flat).unflatten(1, (3, self.heads, self.head_channels)).unbind(1)
+        rows = (self.heads, 3, self.head_channels) if self.head_major else (3, self.heads, self.head_channels)
+        weight = torch.stack([self.theta.weight, self.phi.weight, self.g.weight]).view(3, self.heads, -1)
+        if self.head_major:
+            weight = weight.transpose(0, 1)
+        qkv = torch.matmul(weight.reshape(-1, self.channels).expand(batch, -1, -1), x.flatten(2))
+        q, k, v = qkv.unflatten(1, rows).unbind(2 if self.head_major else 1)
         if self.positions is not None:
             table = self.positions(spatial, x.dtype, x.device)  # [C, N]
             q = q + torch.matmul(self.theta.weight.flatten(1), table).view(self.heads, self.head_channels, -1)
