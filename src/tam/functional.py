@@ -57,16 +57,18 @@ def apply_geometry(t: Tensor, geometry: str, eps: float = 1e-6) -> Tensor:
 def transposed_map(k: Tensor, v: Tensor, *, normalization: str = "scale") -> Tensor:
     """The ``d×d`` map of transposed attention: ``s·v kᵀ`` or ``softmax_rows(v kᵀ / sqrt(N))``.
 
-    The scale is split between ``k`` and ``v`` *before* the sum over ``N`` positions, so half-precision
-    inputs never form the unscaled ``v kᵀ`` (it overflows fp16 at realistic sizes).
+    The scale is the ``alpha`` of one batched product, applied to its accumulator before the result is
+    stored: half-precision inputs never store the unscaled ``v kᵀ`` (it overflows fp16 at realistic sizes),
+    and no pass over ``k`` or ``v`` is spent on scaling them.
 
     Shape:
         k: ``[B, h, d, N]``, v: ``[B, h, dv, N]`` -> ``[B, h, dv, d]``
     """
     check_choice("normalization", normalization, NORMALIZATIONS)
     n, d = k.shape[-1], k.shape[-2]
-    root = (n * d) ** -0.25 if normalization == "scale" else n**-0.25
-    m = torch.matmul(v * root, (k * root).transpose(-1, -2))
+    scale = (n * d) ** -0.5 if normalization == "scale" else n**-0.5
+    m = torch.baddbmm(v.new_zeros(()), v.flatten(0, -3), k.flatten(0, -3).transpose(-1, -2), beta=0, alpha=scale)
+    m = m.unflatten(0, v.shape[:-2])
     return m if normalization == "scale" else torch.softmax(m, dim=-1)
 
 
