@@ -118,9 +118,11 @@ def gram_transposed_attention(
     d = embed // heads
     n = x.shape[-1]
     # x xᵀ itself can overflow fp16 where the output fits: form the *mean* outer product (entries bounded
-    # by max x²) and apply the rest of the scale to the small d×d maps.
-    scaled = x * n**-0.5
-    gram = torch.matmul(scaled, scaled.transpose(-1, -2))  # [B, C, C]
+    # by max x²), 1/N applied to the accumulator before it is stored, and the rest of the scale to the small
+    # d×d maps. Only the first factor carries the gradient and the product is symmetrised (value unchanged):
+    # backward then costs one [C, N] product per sample, where autograd would run one per factor.
+    half = torch.baddbmm(x.new_zeros(()), x, x.detach().transpose(-1, -2), beta=0, alpha=1 / n)
+    gram = half + half.transpose(-1, -2) - half.detach()  # [B, C, C]
     # v kᵀ / N for every pair of embed channels, then only the blocks within a head: one matmul whatever h,
     # where per-head products would be h tiny ones (d×d blocks cost as much time as the whole E×E map).
     batch = x.shape[0]

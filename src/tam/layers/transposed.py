@@ -24,16 +24,18 @@ IMPLS = ("auto", "transposed", "gram")
 
 # Time to stream one element through memory, in multiply-accumulates of a large matmul: elementwise and
 # layout work runs at memory bandwidth, matmuls at compute speed. Calibrated on this project's CPU benchmark
-# (C = 64-256 at 8²-56², 1-16 heads, forward+backward), where it ranks the two forms as measured.
+# (C = 64-256 at 8²-56², 1-16 heads, forward+backward, interleaved timing), where it ranks the two forms as
+# measured except at 8² with 16 heads (Gram 10% faster, transposed chosen).
 WRITE_COST = 32
 
 
 def evaluation_costs(n: int, channels: int, embed: int, heads: int) -> tuple[int, int]:
     """Cost per sample of the transposed order and of the Gram form: MACs plus weighted elements written.
 
-    The transposed order writes q, k, v, the scaled k and v, ``a`` and ``Wz a`` (``6E + C`` per position);
-    the Gram form writes the scaled ``x`` and ``M x`` (``2C``), but pays ``C×C`` work per sample, which
-    loses on small maps with many channels.
+    Per position, the transposed order streams q, k, v, ``a`` and ``Wz a`` forward and their gradients
+    backward (counted ``6E + C``); the Gram form streams ``M x`` and the gradient of ``x`` (counted ``2C``),
+    but pays ``C×C`` work per sample, which loses on small maps with many channels. The counts are the
+    calibrated proxies of the benchmark above, not exact byte counts.
     """
     transposed = transposed_macs(n, channels, embed, heads) + WRITE_COST * n * (6 * embed + channels)
     gram = gram_macs(n, channels, embed, heads) + WRITE_COST * n * 2 * channels
