@@ -120,7 +120,7 @@ def test_heads_and_network_claims_use_the_paired_ratio_where_measured():
              paired({**record("tam", "network", time_ms=115.0), **network}, none, 1.05, 1.01, 1.09),
              paired({**record("nl", "network", time_ms=250.0), **network}, none, 2.4, 2.3, 2.5)]
     text = markdown(rows)
-    assert "tam time at 16 ÷ at 1: **1.04** (paired, IQR 1–1.07, 40 reps; ≤ 1: no)" in text
+    assert "tam time at 16 ÷ at 1: **1.04** (paired, IQR 1–1.07, 40 reps; ≤ 1: no, but the bound lies within the IQR)" in text
     assert "nl ÷ tam, fwd+bwd time: **25** (medians; ≥ 20: yes)" in text  # nl's pair is with nl at 1 head
     assert "tam ÷ none: **1.05** (paired, IQR 1.01–1.09, 40 reps; ≤ 1.1: yes)" in text  # medians: 1.15
     assert "- nl ÷ none: 2.4 (paired, IQR 2.3–2.5, 40 reps)" in text
@@ -157,3 +157,12 @@ def test_write_report_writes_json_markdown_and_plots(tmp_path):
         assert field in loaded[0]
     assert (tmp_path / "out" / "heads.png").read_bytes().startswith(b"\x89PNG")
     assert not list((tmp_path / "out").glob("*.tmp"))
+
+
+def test_a_claim_near_its_bound_shows_four_digits_and_a_miss_outside_the_iqr_is_plain():
+    from tam.bench.report import _check
+
+    assert _check("r", 1.0031, 1, False, "paired", (0.95, 1.05)) == (
+        "- r: **1.003** (paired; ≤ 1: no, but the bound lies within the IQR)")
+    assert _check("r", 1.18, 1.15, False, "paired", (1.16, 1.2)) == "- r: **1.18** (paired; ≤ 1.15: no)"
+    assert _check("r", 0.9964, 1, False) == "- r: **0.9964** (≤ 1: yes)"

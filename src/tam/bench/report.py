@@ -207,27 +207,44 @@ def _claims(records: Sequence[dict]) -> list[str]:
     return ["## Claims, checked on these numbers", "", *lines] if lines else []
 
 
-def _check(label: str, value: float | None, bound: float, at_least: bool, estimator: str | None = None) -> str:
-    """One claim line: ``value`` against ``bound``, with the ``estimator`` that gave ``value`` if said."""
+def _check(
+    label: str,
+    value: float | None,
+    bound: float,
+    at_least: bool,
+    estimator: str | None = None,
+    spread: tuple[float, float] | None = None,
+) -> str:
+    """One claim line: ``value`` against ``bound``, with the ``estimator`` that gave ``value`` if said.
+
+    A value within 1% of the bound gets four significant digits, so the verdict can be read off it. A miss
+    whose ``spread`` (the estimator's quartiles) contains the bound says so: the measurement cannot tell
+    the two sides apart.
+    """
     if value is None:
         return f"- {label}: not measured (out of memory or kind not run)"
     ok = value >= bound if at_least else value <= bound
+    verdict = "yes" if ok else "no"
+    if not ok and spread is not None and spread[0] <= bound <= spread[1]:
+        verdict = "no, but the bound lies within the IQR"
     how = f"{estimator}; " if estimator else ""
-    return f"- {label}: **{value:.3g}** ({how}{'≥' if at_least else '≤'} {bound:g}: {'yes' if ok else 'no'})"
+    digits = 4 if abs(value - bound) <= 0.01 * abs(bound) else 3
+    return f"- {label}: **{value:.{digits}g}** ({how}{'≥' if at_least else '≤'} {bound:g}: {verdict})"
 
 
-def _time_estimate(top: dict | None, bottom: dict | None) -> tuple[float | None, str]:
-    """``top``'s fwd+bwd time over ``bottom``'s, and which estimator gave it.
+def _time_estimate(
+    top: dict | None, bottom: dict | None
+) -> tuple[float | None, str, tuple[float, float] | None]:
+    """``top``'s fwd+bwd time over ``bottom``'s, which estimator gave it, and its quartiles if known.
 
     The paired ratio (see :func:`tam.bench.runner.measure_pair`) where ``top`` was timed interleaved with
     ``bottom``, as ``"paired, IQR q1–q3, n reps"``; else the quotient of the two medians, as ``"medians"``.
     """
     paired = top is not None and bottom is not None and top.get("paired_ratio") is not None
     if paired and top["paired_reference"] == _label(bottom):
-        return top["paired_ratio"], (
-            f"paired, IQR {top['paired_ratio_q1']:.3g}–{top['paired_ratio_q3']:.3g}, {top['paired_reps']} reps"
-        )
-    return _quotient(top, bottom, "time_ms"), "medians"
+        q1, q3 = top["paired_ratio_q1"], top["paired_ratio_q3"]
+        return top["paired_ratio"], f"paired, IQR {q1:.3g}–{q3:.3g}, {top['paired_reps']} reps", (q1, q3)
+    return _quotient(top, bottom, "time_ms"), "medians", None
 
 
 def _label(record: dict) -> str:
@@ -237,8 +254,8 @@ def _label(record: dict) -> str:
 
 def _time_check(label: str, top: dict | None, bottom: dict | None, bound: float, at_least: bool) -> str:
     """A claim on ``top``'s fwd+bwd time over ``bottom``'s (:func:`_time_estimate`) against ``bound``."""
-    value, estimator = _time_estimate(top, bottom)
-    return _check(label, value, bound, at_least, estimator)
+    value, estimator, spread = _time_estimate(top, bottom)
+    return _check(label, value, bound, at_least, estimator, spread)
 
 
 def _fastpath_claims(rows: list[dict]) -> list[str]:
@@ -263,7 +280,7 @@ def _network_claims(rows: list[dict]) -> list[str]:
         if row["kind"] == "tam":
             lines.append(_time_check("tam ÷ none", row, none, 1.10, False))
         elif row["kind"] != "none":
-            ratio, estimator = _time_estimate(row, none)
+            ratio, estimator, _ = _time_estimate(row, none)
             result = "not measured" if ratio is None else f"{ratio:.3g} ({estimator})"
             lines.append(f"- {row['kind']} ÷ none: {result}")
     return lines + [""]
