@@ -27,6 +27,30 @@ def check_choice(name: str, value: object, allowed: tuple) -> None:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
+def weight_matmul(weight: Tensor, t: Tensor) -> Tensor:
+    """``weight @ t[b]`` for every sample, as one ``bmm`` with the weight broadcast over the batch.
+
+    ``torch.matmul(weight, t)`` with a 2-D ``weight`` folds the batch into one ``mm`` and then copies the
+    transposed product into place; the broadcast form writes it where it belongs.
+
+    Shape:
+        weight: ``[O, I]``, t: ``[B, I, N]`` -> ``[B, O, N]``
+    """
+    return torch.matmul(weight.expand(t.shape[0], -1, -1), t)
+
+
+def scaled_bmm(a: Tensor, b: Tensor, scale: float) -> Tensor:
+    """``scale · (a @ b)`` with the scale applied to the accumulator before the result is stored.
+
+    Half-precision inputs then never store the unscaled product (which can overflow fp16 where the scaled
+    one fits), and no pass over ``a`` or ``b`` is spent on scaling them.
+
+    Shape:
+        a: ``[B, M, K]``, b: ``[B, K, N]`` -> ``[B, M, N]``
+    """
+    return torch.baddbmm(a.new_zeros(()), a, b, beta=0, alpha=scale)
+
+
 def _check_qkv(q: Tensor, k: Tensor, v: Tensor, rank: int, same_positions: bool = True) -> None:
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, Tensor):
@@ -57,9 +81,8 @@ def apply_geometry(t: Tensor, geometry: str, eps: float = 1e-6) -> Tensor:
 def transposed_map(k: Tensor, v: Tensor, *, normalization: str = "scale") -> Tensor:
     """The ``d×d`` map of transposed attention: ``s·v kᵀ`` or ``softmax_rows(v kᵀ / sqrt(N))``.
 
-    The scale is the ``alpha`` of one batched product, applied to its accumulator before the result is
-    stored: half-precision inputs never store the unscaled ``v kᵀ`` (it overflows fp16 at realistic sizes),
-    and no pass over ``k`` or ``v`` is spent on scaling them.
+    The scale rides on the product's accumulator (:func:`scaled_bmm`): half-precision inputs never store
+    the unscaled ``v kᵀ`` (it overflows fp16 at realistic sizes).
 
     Shape:
         k: ``[B, h, d, N]``, v: ``[B, h, dv, N]`` -> ``[B, h, dv, d]``
@@ -67,8 +90,7 @@ def transposed_map(k: Tensor, v: Tensor, *, normalization: str = "scale") -> Ten
     check_choice("normalization", normalization, NORMALIZATIONS)
     n, d = k.shape[-1], k.shape[-2]
     scale = (n * d) ** -0.5 if normalization == "scale" else n**-0.5
-    m = torch.baddbmm(v.new_zeros(()), v.flatten(0, -3), k.flatten(0, -3).transpose(-1, -2), beta=0, alpha=scale)
-    m = m.unflatten(0, v.shape[:-2])
+    m = scaled_bmm(v.flatten(0, -3), k.flatten(0, -3).transpose(-1, -2), scale).unflatten(0, v.shape[:-2])
     return m if normalization == "scale" else torch.softmax(m, dim=-1)
 
 
@@ -118,15 +140,14 @@ def gram_transposed_attention(
     d = embed // heads
     n = x.shape[-1]
     # x xᵀ itself can overflow fp16 where the output fits: form the *mean* outer product (entries bounded
-    # by max x²), 1/N applied to the accumulator before it is stored, and the rest of the scale to the small
-    # d×d maps. Only the first factor carries the gradient and the product is symmetrised (value unchanged):
-    # backward then costs one [C, N] product per sample, where autograd would run one per factor.
-    half = torch.baddbmm(x.new_zeros(()), x, x.detach().transpose(-1, -2), beta=0, alpha=1 / n)
+    # by max x²; :func:`scaled_bmm`), and apply the rest of the scale to the small d×d maps. Only the first
+    # factor carries the gradient and the product is symmetrised (value unchanged): backward then costs one
+    # [C, N] product per sample, where autograd would run one per factor.
+    half = scaled_bmm(x, x.detach().transpose(-1, -2), 1 / n)
     gram = half + half.transpose(-1, -2) - half.detach()  # [B, C, C]
     # v kᵀ / N for every pair of embed channels, then only the blocks within a head: one matmul whatever h,
     # where per-head products would be h tiny ones (d×d blocks cost as much time as the whole E×E map).
-    batch = x.shape[0]
-    pairs = torch.matmul(torch.matmul(w_g.expand(batch, -1, -1), gram), w_phi.transpose(0, 1))  # [B, E, E]
+    pairs = torch.matmul(weight_matmul(w_g, gram), w_phi.transpose(0, 1))  # [B, E, E]
     head = torch.arange(embed, device=x.device) // d
     same_head = head.unsqueeze(1) == head.unsqueeze(0)  # [E, E]
     if normalization == "scale":
@@ -134,9 +155,7 @@ def gram_transposed_attention(
     else:
         m = torch.softmax((pairs * n**0.5).masked_fill(~same_head, float("-inf")), dim=-1) * d**-0.5
     folded = torch.matmul(m, w_theta)  # [B, E, C]: blockdiag(M_h) · Wθ
-    # Weights broadcast over the batch (bmm): ``w @ t`` with a 2-D ``w`` folds the batch into one mm and then
-    # copies the transposed product into place.
-    return torch.matmul(torch.matmul(w_z.expand(batch, -1, -1), folded), x)
+    return torch.matmul(weight_matmul(w_z, folded), x)
 
 
 def transposed_macs(n: int, channels: int, embed: int, heads: int) -> int:

@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pairs", action=argparse.BooleanOptionalAction, default=True,
         help="after the sweep, time each compared pair (a kind and the floor, a network and the one without "
-        "attention, many heads and the fewest) interleaved, A B B A …, for the claims (default: on)",
+        "attention, TAM at many heads and at the fewest) interleaved, A B B A …, for the claims (default: on)",
     )
     parser.add_argument(
         "--memory-limit", type=float, default=None, metavar="GB",

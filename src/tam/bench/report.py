@@ -90,7 +90,7 @@ def markdown(records: Sequence[dict]) -> str:
     if any(r.get("paired_ratio") is not None for r in records):
         lines.append(
             "- *Paired*: after the sweep, each configuration that a claim compares with a reference (a kind with"
-            " `floor`, a network with `none`, a kind with itself at the fewest heads) was timed again"
+            " `floor`, a network with `none`, TAM with itself at the fewest heads) was timed again"
             " alternately with it, training step by training step (A B, B A, …), so that a slow spell of the"
             " machine falls on both; the ratio is the median [quartiles] of the per-repetition ratios. Time"
             " claims use it where measured, else the quotient of the two medians (*medians*)."
@@ -271,7 +271,7 @@ def _fastpath_claims(rows: list[dict]) -> list[str]:
 def _network_claims(rows: list[dict]) -> list[str]:
     r0 = rows[0]
     lines = [
-        f"Network ({r0['model']}, batch {r0['batch']}, blocks {r0['attention_blocks']}, {r0['heads']} heads,"
+        f"Network ({r0['model']}, batch {r0['batch']}, blocks {tuple(r0['attention_blocks'])}, {r0['heads']} heads,"
         f" {r0['device']}), training-step time ÷ the network without attention:",
         "",
     ]

@@ -7,10 +7,9 @@
 
 The projections are stored as ``nn.Conv1d`` weights (kernel 1) but applied as one fused matmul over the
 flattened positions, which serves 1-D, 2-D and 3-D inputs alike and keeps ``channels_last`` inputs as views.
-Layout, so that no product copies its operands: the weights are broadcast over the batch (``bmm``; a plain
-``weight @ x`` folds the batch into one ``mm`` and then copies its transposed result into place), and the fused
-output is ordered head-major, ``[B, h, (q, k, v), d, N]``, so each of q, k, v is a ``[B·h]`` batch of matrices
-with one stride per dimension.
+Layout, so that no product copies its operands: the weights are broadcast over the batch
+(:func:`~tam.functional.weight_matmul`), and the fused output is ordered head-major,
+``[B, h, (q, k, v), d, N]``, so each of q, k, v is a ``[B·h]`` batch of matrices with one stride per dimension.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import numbers
 import torch
 from torch import Tensor, nn
 
-from tam.functional import GEOMETRIES, apply_geometry, check_choice
+from tam.functional import GEOMETRIES, apply_geometry, check_choice, weight_matmul
 from tam.layers.pos_encoding import SinCosPositions
 
 INITS = ("normal", "he")
@@ -130,7 +129,7 @@ class AttentionBlock(nn.Module, abc.ABC):
         """``Wz a``, the block's output before BN and the residual. Shape: -> ``[B, C, N]``."""
         q, k, v = self._project(x, spatial)
         a = self._core(q, k, v, spatial).reshape(x.shape[0], self.embed_channels, -1)
-        return torch.matmul(self.z.weight.flatten(1).expand(x.shape[0], -1, -1), a)
+        return weight_matmul(self.z.weight.flatten(1), a)
 
     def attention_map(self, x: Tensor, queries: Tensor | list[int] | None = None) -> Tensor:
         """Spatial attention weights of the chosen query positions (flat indices into ``prod(S)``).
@@ -151,7 +150,7 @@ class AttentionBlock(nn.Module, abc.ABC):
         weight = torch.stack([self.theta.weight, self.phi.weight, self.g.weight]).view(3, self.heads, -1)
         if self.head_major:
             weight = weight.transpose(0, 1)
-        qkv = torch.matmul(weight.reshape(-1, self.channels).expand(batch, -1, -1), x.flatten(2))
+        qkv = weight_matmul(weight.reshape(-1, self.channels), x.flatten(2))
         q, k, v = qkv.unflatten(1, rows).unbind(2 if self.head_major else 1)
         if self.positions is not None:
             table = self.positions(spatial, x.dtype, x.device)  # [C, N]
