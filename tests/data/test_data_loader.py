@@ -175,15 +175,27 @@ def test_channels_last():
     assert torch.equal(x, y)
 
 
-def test_crop_flip_equals_the_per_image_definition():
+@pytest.mark.parametrize("padding", [4, 2, 0])
+def test_crop_flip_equals_the_per_image_definition(padding):
     x, _ = images(40)
-    params = sample_crop_flip(40, 4, torch.Generator().manual_seed(1))
-    out = crop_flip(x, params, 4)
-    padded = np.pad(x.numpy(), ((0, 0), (0, 0), (4, 4), (4, 4)))
+    params = sample_crop_flip(40, padding, torch.Generator().manual_seed(1))
+    out = crop_flip(x, params, padding)
+    padded = np.pad(x.numpy(), ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     for i, (dx, dy, flip) in enumerate(params.tolist()):
         ref = padded[i, :, dy: dy + 32, dx: dx + 32]
         assert np.array_equal(out[i].numpy(), ref[:, :, ::-1] if flip else ref)
-    assert set(params[:, 2].tolist()) == {0, 1} and params[:, :2].min() == 0 and params[:, :2].max() == 8
+    assert set(params[:, 2].tolist()) == {0, 1}
+    assert params[:, :2].min() == 0 and params[:, :2].max() == 2 * padding
+
+
+def test_loader_crop_padding_bounds_the_shift():
+    """Without padding the train batches hold each image whole, either as stored or mirrored."""
+    x, _ = images()
+    ld = loader(crop_padding=0, augment="cifar", mean=(0.0,) * 3, std=(1 / 255,) * 3)
+    for batch, index in ld:
+        stored = x[index].float()
+        assert all(torch.equal(b, s) or torch.equal(b, s.flip(-1)) for b, s in zip(batch, stored))
+    assert ld.crop_padding == 0 and loader().crop_padding == 4
 
 
 def test_resized_crop_equals_crop_then_bilinear_resize():
@@ -237,6 +249,8 @@ def test_bad_arguments_say_what_is_wrong():
         DeviceLoader(x, y[:3], **base)
     with pytest.raises(ValueError, match="leaves no batch"):
         DeviceLoader(x, y, **{**base, "batch_size": 16}, drop_last=True)
+    with pytest.raises(ValueError, match="crop_padding"):
+        DeviceLoader(x, y, **base, crop_padding=-1)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

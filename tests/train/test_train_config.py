@@ -65,3 +65,12 @@ def test_incompatible_keys_ignore_resumable_ones():
     current = from_dict({"data": "d", "model": "preresnet56", "lr": 0.2}, "t")
     assert incompatible_keys(stored, current) == ["lr: 0.1 -> 0.2", "model: 'preresnet20' -> 'preresnet56'"]
     assert TrainConfig(epochs=5).digest() == TrainConfig(epochs=9).digest() != TrainConfig(lr=0.2).digest()
+
+
+def test_a_key_older_checkpoints_lack_counts_as_its_default():
+    stored = from_dict({"data": "d"}, "t").to_dict()
+    del stored["crop_padding"]
+    assert incompatible_keys(stored, from_dict({"data": "d"}, "t")) == []
+    assert incompatible_keys(stored, from_dict({"data": "d", "crop_padding": 2}, "t")) == ["crop_padding: 4 -> 2"]
+    with pytest.raises(UserError, match="crop_padding"):
+        from_dict({"data": "d", "crop_padding": -1}, "t")

@@ -42,7 +42,7 @@ class DeviceLoader:
         images: uint8 ``[N, C, H, W]``; labels: integer ``[N]``. Moved to ``device`` once, here.
         batch_size: images per batch on this rank.
         train: shuffle each epoch and augment; else the stored order, no random augmentation.
-        augment: ``"cifar"`` (train: 4-pixel zero-pad crop + flip), ``"tinyimagenet"`` (train: random resized
+        augment: ``"cifar"`` (train: zero-pad crop + flip, ``crop_padding`` pixels), ``"tinyimagenet"`` (train: random resized
             crop to 7/8 of the side — 56 for 64 — + flip; test: centre crop to the same size) or ``"none"``.
         mean, std: per-channel constants on the 0–1 scale.
         seed: the run's seed; the order of epoch ``e`` depends only on ``(seed, e)``.
@@ -50,6 +50,7 @@ class DeviceLoader:
             image is used each epoch.
         rank, world_size: this process's shard (see the module docstring for the padding rule).
         channels_last: return batches in ``torch.channels_last`` memory format.
+        crop_padding: the ``"cifar"`` crop's zero padding in pixels (4, the standard recipe; 0 leaves flips only).
 
     Iterating yields ``(x, y)``: x float32 ``[B, C, h, w]``, y int64 ``[B]``, on ``device``. The loader is
     resumable: ``state_dict()`` says which epoch and batch come next; iterating starts there, and a finished
@@ -82,6 +83,7 @@ class DeviceLoader:
         rank: int = 0,
         world_size: int = 1,
         channels_last: bool = False,
+        crop_padding: int = CIFAR_PADDING,
     ):
         if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
             raise TypeError(f"images must be a uint8 tensor [N, C, H, W], got {getattr(images, 'dtype', type(images))} "
@@ -97,6 +99,8 @@ class DeviceLoader:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if not (isinstance(world_size, int) and world_size >= 1 and isinstance(rank, int) and 0 <= rank < world_size):
             raise ValueError(f"need 0 <= rank < world_size, got rank={rank!r}, world_size={world_size!r}")
+        if not isinstance(crop_padding, int) or crop_padding < 0:
+            raise ValueError(f"crop_padding must be a non-negative int, got {crop_padding!r}")
         channels = images.shape[1]
         if len(mean) != channels or len(std) != channels or min(std) <= 0:
             raise ValueError(f"mean and std need {channels} values (std > 0), got mean={mean!r}, std={std!r}")
@@ -110,6 +114,7 @@ class DeviceLoader:
         self.drop_last = bool(drop_last)
         self.rank, self.world_size = rank, world_size
         self.channels_last = channels_last
+        self.crop_padding = crop_padding
         std_t = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         mean_t = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         self._scale = 1.0 / (255.0 * std_t)  # x_norm = x_uint8 * scale + shift
@@ -178,7 +183,7 @@ class DeviceLoader:
             return None
         generator = torch.Generator().manual_seed(_seed("augment", self.seed, epoch, self.rank))
         if self.augment == "cifar":
-            params = sample_crop_flip(count, CIFAR_PADDING, generator)
+            params = sample_crop_flip(count, self.crop_padding, generator)
         else:
             params = sample_resized_crop(count, self.images.shape[2], self.images.shape[3], generator)
         return params.to(self.device)
@@ -186,7 +191,7 @@ class DeviceLoader:
     def _batch(self, index: torch.Tensor, params: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.images.index_select(0, index)
         if self.augment == "cifar" and params is not None:
-            x = crop_flip(x, params, CIFAR_PADDING)
+            x = crop_flip(x, params, self.crop_padding)
         elif self.augment == "tinyimagenet":
             x = resized_crop_flip(x, params, self.crop_size) if params is not None else center_crop(x, self.crop_size)
         x = x.to(torch.float32) if x.dtype != torch.float32 else x

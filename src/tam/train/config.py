@@ -39,6 +39,8 @@ class TrainConfig:
     limit_test: int | None = dataclasses.field(
         default=None, metadata={"help": "test on a fixed class-balanced subset of N images"})
     augment: bool = dataclasses.field(default=True, metadata={"help": "the dataset's training augmentation"})
+    crop_padding: int = dataclasses.field(
+        default=4, metadata={"help": "zero padding of the CIFAR random crop, in pixels (0: flips only)"})
 
     model: str = dataclasses.field(default="preresnet56", metadata={"help": "backbone name, e.g. preresnet20"})
     attention: str = dataclasses.field(default="none", metadata={"help": "|".join(ATTENTION_KINDS)})
@@ -85,6 +87,8 @@ class TrainConfig:
         for key in positive:
             if getattr(self, key) < 1:
                 raise UserError(f"{key}: must be at least 1, got {getattr(self, key)}")
+        if self.crop_padding < 0:
+            raise UserError(f"crop_padding: must be at least 0, got {self.crop_padding}")
         for key in ("limit_train", "limit_test"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise UserError(f"{key}: must be at least 1, got {getattr(self, key)}")
@@ -173,7 +177,9 @@ def to_yaml(config: TrainConfig) -> str:
 
 def incompatible_keys(stored: dict, current: TrainConfig) -> list[str]:
     """Keys where ``current`` differs from the ``stored`` config of a checkpoint, as 'key: old -> new' lines,
-    ignoring ``RESUMABLE_KEYS``."""
+    ignoring ``RESUMABLE_KEYS``. A key the stored config lacks (written before the key existed) counts as its
+    default, which is what that run used."""
     now = current.to_dict()
+    stored = {**TrainConfig().to_dict(), **stored}
     keys = sorted((set(stored) | set(now)) - RESUMABLE_KEYS)
     return [f"{key}: {stored.get(key)!r} -> {now.get(key)!r}" for key in keys if stored.get(key) != now.get(key)]
