@@ -228,6 +228,16 @@ def test_tinyimagenet_recipe_crops_to_56():
     torch.testing.assert_close(x, expected, rtol=1e-5, atol=1e-5)  # centre crop, no randomness
 
 
+@pytest.mark.parametrize("augment, size, crop", [("tinyimagenet", 64, slice(4, 60)), ("cifar", 32, slice(0, 32))])
+def test_train_loader_without_randomness_keeps_the_test_geometry(augment, size, crop):
+    """``randomize=False`` (``tam train --no-augment``) shuffles but augments nothing at random: each batch
+    holds the test loader's view of its images (Tiny-ImageNet: the centre crop, not the whole 64² image)."""
+    x, _ = images(N, size)
+    ld = loader(augment=augment, size=size, randomize=False, mean=(0.0,) * 3, std=(1 / 255,) * 3)
+    for batch, index in ld:
+        assert torch.equal(batch, x[index][:, :, crop, crop].float())
+
+
 def test_build_loaders_uses_the_dataset_recipe():
     x, y = images(50)
     ds = PreparedDataset(name="cifar10", classes=[str(i) for i in range(10)], train_images=x, train_labels=y,

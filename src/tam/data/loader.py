@@ -42,7 +42,7 @@ class DeviceLoader:
         images: uint8 ``[N, C, H, W]``; labels: integer ``[N]``. Moved to ``device`` once, here.
         batch_size: images per batch on this rank.
         train: shuffle each epoch and augment; else the stored order, no random augmentation.
-        augment: ``"cifar"`` (train: zero-pad crop + flip, ``crop_padding`` pixels), ``"tinyimagenet"`` (train: random resized
+        augment: ``"cifar"`` (train: zero-pad crop + flip), ``"tinyimagenet"`` (train: random resized
             crop to 7/8 of the side — 56 for 64 — + flip; test: centre crop to the same size) or ``"none"``.
         mean, std: per-channel constants on the 0–1 scale.
         seed: the run's seed; the order of epoch ``e`` depends only on ``(seed, e)``.
@@ -51,6 +51,8 @@ class DeviceLoader:
         rank, world_size: this process's shard (see the module docstring for the padding rule).
         channels_last: return batches in ``torch.channels_last`` memory format.
         crop_padding: the ``"cifar"`` crop's zero padding in pixels (4, the standard recipe; 0 leaves flips only).
+        randomize: draw the random augmentations of a train loader; False keeps only the recipe's fixed part
+            (Tiny-ImageNet's centre crop), so training without augmentation sees the test geometry.
 
     Iterating yields ``(x, y)``: x float32 ``[B, C, h, w]``, y int64 ``[B]``, on ``device``. The loader is
     resumable: ``state_dict()`` says which epoch and batch come next; iterating starts there, and a finished
@@ -84,6 +86,7 @@ class DeviceLoader:
         world_size: int = 1,
         channels_last: bool = False,
         crop_padding: int = CIFAR_PADDING,
+        randomize: bool = True,
     ):
         if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
             raise TypeError(f"images must be a uint8 tensor [N, C, H, W], got {getattr(images, 'dtype', type(images))} "
@@ -115,6 +118,7 @@ class DeviceLoader:
         self.rank, self.world_size = rank, world_size
         self.channels_last = channels_last
         self.crop_padding = crop_padding
+        self.randomize = bool(randomize)
         std_t = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         mean_t = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         self._scale = 1.0 / (255.0 * std_t)  # x_norm = x_uint8 * scale + shift
@@ -179,7 +183,7 @@ class DeviceLoader:
         return shard[: self._batches * self.batch_size] if self.drop_last else shard
 
     def _augment_params(self, epoch: int, count: int) -> torch.Tensor | None:
-        if not self.train or self.augment == "none":
+        if not (self.train and self.randomize) or self.augment == "none":
             return None
         generator = torch.Generator().manual_seed(_seed("augment", self.seed, epoch, self.rank))
         if self.augment == "cifar":

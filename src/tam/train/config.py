@@ -38,7 +38,8 @@ class TrainConfig:
         default=None, metadata={"help": "train on a fixed class-balanced subset of N images"})
     limit_test: int | None = dataclasses.field(
         default=None, metadata={"help": "test on a fixed class-balanced subset of N images"})
-    augment: bool = dataclasses.field(default=True, metadata={"help": "the dataset's training augmentation"})
+    augment: bool = dataclasses.field(
+        default=True, metadata={"help": "the dataset's random training augmentation (off: Tiny-ImageNet still centre-crops)"})
     crop_padding: int = dataclasses.field(
         default=4, metadata={"help": "zero padding of the CIFAR random crop, in pixels (0: flips only)"})
 

@@ -68,8 +68,8 @@ def _train(config: TrainConfig, resume: bool, context: distributed.Context) -> d
                   device=device, seed=config.seed, rank=context.rank, world_size=context.world_size,
                   channels_last=config.channels_last)
     train_loader = DeviceLoader(dataset.train_images[train_pick], dataset.train_labels[train_pick], train=True,
-                                augment=dataset.augment if config.augment else None, crop_padding=config.crop_padding,
-                                **shared)
+                                augment=dataset.augment, randomize=config.augment,
+                                crop_padding=config.crop_padding, **shared)
     test_loader = DeviceLoader(dataset.test_images[test_pick], dataset.test_labels[test_pick], train=False,
                                augment=dataset.augment, **shared)
 
