@@ -11,7 +11,7 @@ from tam.bench.runner import Settings, measure_case, measure_pair, run_cases
 from tam.bench.suites import Case
 from tam.bench.workload import Workload
 
-FAST = Settings(budget_s=0.01, min_reps=2, max_reps=3, rss=False)
+FAST = Settings(budget_s=0.01, min_reps=2, max_reps=3, pair_min_reps=3, rss=False)
 CASE = Case("heads", "floor", heads=1, side=8, channels=4, batch=2)
 FLOOR = Case("fastpath", "floor", heads=1, side=4, channels=4, batch=1)
 TAM = replace(FLOOR, kind="tam")  # compared with FLOOR
@@ -58,7 +58,7 @@ def test_real_cpu_allocation_failure_is_recorded():
     def huge(case, device):
         return torch.empty(1 << 32, dtype=torch.uint8)  # 4 GiB against a 64 MiB limit
 
-    settings = Settings(budget_s=0.01, min_reps=1, max_reps=1, memory_limit_bytes=64 << 20, rss=False)
+    settings = Settings(budget_s=0.01, min_reps=1, max_reps=1, pair_min_reps=1, memory_limit_bytes=64 << 20, rss=False)
     record = measure_case(CASE, "cpu", settings, build=huge)
     assert record["status"] == "oom" and "build" in record["error"]
     assert record["time_ms"] is None and record["memory_mb"] is None
@@ -142,6 +142,13 @@ def test_pairs_attach_to_the_records_that_have_a_reference():
     assert seen == [[False], [False, False], [False, False, False], [False, True, False]]  # saved after the pair
 
 
+def test_settings_refuse_repetition_bounds_that_cross():
+    with pytest.raises(ValueError, match="pair_min_reps"):
+        Settings(min_reps=2, max_reps=10, pair_min_reps=20)
+    with pytest.raises(ValueError, match="min_reps"):
+        Settings(min_reps=0)
+
+
 def test_measure_pair_times_both_steps_for_the_rounds_budget(monkeypatch):
     calls = []
 
@@ -151,7 +158,7 @@ def test_measure_pair_times_both_steps_for_the_rounds_budget(monkeypatch):
 
     monkeypatch.setattr("tam.bench.runner.time_interleaved", fake_interleaved)
     fields = measure_pair(TAM, FLOOR, "cpu", FAST, rounds=3, build=conv_workload)
-    assert calls == [(2, dict(budget_s=0.01 * 2 * 3, min_reps=2, max_reps=3))]
+    assert calls == [(2, dict(budget_s=0.01 * 2 * 3, min_reps=3, max_reps=3))]  # the pairs' own minimum
     assert fields == dict(paired_reference=FLOOR.label(), paired_ratio=2.0, paired_ratio_q1=2.0, paired_ratio_q3=3.0,
                           paired_reps=3, paired_error=None)
 

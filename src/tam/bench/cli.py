@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         budget_s=args.budget or (0.1 if args.quick else 1.0),
         min_reps=3 if args.quick else 5,
         max_reps=50 if args.quick else 200,
+        pair_min_reps=5 if args.quick else 15,
         memory_limit_bytes=limit,
         rss=cpu and (args.rss if args.rss is not None else not args.quick),
     )

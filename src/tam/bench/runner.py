@@ -36,6 +36,8 @@ class Settings:
     Args:
         budget_s: seconds of timed repetitions per timing (forward, and forward+backward).
         min_reps, max_reps: bounds on the repetition count.
+        pair_min_reps: the fewest repetitions of a paired timing (:func:`measure_pair`); its claim quotes
+            quartiles, which five samples do not pin down.
         memory_limit_bytes: on CPU, the most memory one configuration may map before it counts as out of
             memory (``None``: no limit).
         rss: also measure the peak RSS of a fresh subprocess per configuration (CPU only).
@@ -44,8 +46,14 @@ class Settings:
     budget_s: float = 1.0
     min_reps: int = 5
     max_reps: int = 200
+    pair_min_reps: int = 15
     memory_limit_bytes: int | None = None
     rss: bool = True
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_reps <= self.max_reps or not 1 <= self.pair_min_reps <= self.max_reps:
+            raise ValueError(f"need 1 <= min_reps, pair_min_reps <= max_reps, got min_reps={self.min_reps}, "
+                             f"pair_min_reps={self.pair_min_reps}, max_reps={self.max_reps}")
 
 
 def measure_case(
@@ -147,8 +155,8 @@ def measure_pair(
     """Time the training steps of ``case`` and ``reference`` interleaved (:func:`time_interleaved`).
 
     Both workloads are built and put in train mode; their steps alternate A B, B A, … for
-    ``settings.budget_s × 2 × rounds`` seconds in all (as much as the sweep spent timing both), within the
-    settings' repetition bounds, under the settings' CPU memory limit. Running out of memory is recorded,
+    ``settings.budget_s × 2 × rounds`` seconds in all (as much as the sweep spent timing both), at least
+    ``settings.pair_min_reps`` and at most ``settings.max_reps`` times, under the settings' CPU memory limit. Running out of memory is recorded,
     never raised.
 
     Returns:
@@ -167,7 +175,7 @@ def measure_pair(
                 workload.module.train()
             top, bottom = time_interleaved(
                 [workload.step for workload in workloads], device, budget_s=settings.budget_s * 2 * rounds,
-                min_reps=settings.min_reps, max_reps=settings.max_reps,
+                min_reps=settings.pair_min_reps, max_reps=settings.max_reps,
             )
     except Exception as error:
         if not is_out_of_memory(error):
