@@ -126,12 +126,10 @@ def measure_case(
         if not is_out_of_memory(error):
             raise
         record["status"] = "oom"
-        record["error"] = f"out of memory in {phase}: {str(error).splitlines()[0][:200]}"
+        record["error"] = f"out of memory in {phase}: {_first_line(error)}"
     finally:
         del workload
-        gc.collect()
-        if not cpu:
-            torch.cuda.empty_cache()
+        _release_memory(device)
     record["memory_mb"] = record["saved_mb"] if cpu else record["peak_mb"]
     if cpu and settings.rss and record["status"] == "ok":
         from tam.bench.rss import peak_rss_bytes
@@ -166,10 +164,9 @@ def measure_pair(
         out-of-memory.
     """
     device = torch.device(device)
-    cpu = device.type == "cpu"
     workloads: list[Workload] = []
     try:
-        with memory_limit(settings.memory_limit_bytes if cpu else None):
+        with memory_limit(settings.memory_limit_bytes if device.type == "cpu" else None):
             workloads = [build(c, device) for c in (case, reference)]
             for workload in workloads:
                 workload.module.train()
@@ -180,13 +177,23 @@ def measure_pair(
     except Exception as error:
         if not is_out_of_memory(error):
             raise
-        return _paired(None, error=f"out of memory paired with {reference.label()}: {str(error).splitlines()[0][:200]}")
+        return _paired(None, error=f"out of memory paired with {reference.label()}: {_first_line(error)}")
     finally:
         del workloads
-        gc.collect()
-        if not cpu:
-            torch.cuda.empty_cache()
+        _release_memory(device)
     return _paired(reference, PairedRatio.from_samples(top, bottom))
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0][:200]
+
+
+def _release_memory(device: torch.device) -> None:
+    """Free what the last measurement's workloads held (the caller has dropped them), so the next one
+    starts from the same free memory."""
+    gc.collect()
+    if device.type != "cpu":
+        torch.cuda.empty_cache()
 
 
 def _paired(reference: Case | None, ratio: PairedRatio | None = None, error: str | None = None) -> dict:
