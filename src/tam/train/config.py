@@ -58,6 +58,8 @@ class TrainConfig:
     momentum: float = dataclasses.field(default=0.9, metadata={"help": "SGD momentum"})
     nesterov: bool = dataclasses.field(default=False, metadata={"help": "Nesterov momentum"})
     weight_decay: float = dataclasses.field(default=5e-4, metadata={"help": "SGD weight decay"})
+    decay_norm_and_bias: bool = dataclasses.field(
+        default=True, metadata={"help": "weight decay on norm scales/shifts and biases too (off: weights only)"})
     schedule: str = dataclasses.field(default="step", metadata={"help": "|".join(SCHEDULES)})
     milestones: list[int] = dataclasses.field(
         default_factory=lambda: [150, 225], metadata={"help": "epochs where the step schedule multiplies lr by gamma"})

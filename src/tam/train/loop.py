@@ -24,6 +24,7 @@ from tam.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, se
 from tam.train.config import TrainConfig, incompatible_keys, to_yaml
 from tam.train.metrics import MetricsWriter, progress
 from tam.train.model import model_from_config
+from tam.train.optimizer import build_optimizer
 from tam.train.plot import CURVES_PNG, plot_runs
 from tam.train.schedule import build_scheduler
 from tam.train.subset import balanced_subset
@@ -80,8 +81,7 @@ def _train(config: TrainConfig, resume: bool, context: distributed.Context) -> d
     dtype = getattr(torch, config.dtype)
     model.to(device, dtype, memory_format=torch.channels_last if config.channels_last else torch.preserve_format)
 
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                nesterov=config.nesterov, weight_decay=config.weight_decay)
+    optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config, len(train_loader))
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
     start_epoch = 0
