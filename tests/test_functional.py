@@ -116,6 +116,29 @@ def test_gradcheck_cores(core):
     assert torch.autograd.gradcheck(core, (q, k, v))
 
 
+@pytest.mark.parametrize("per_sample", [False, True], ids=["shared-weight", "per-sample-weight"])
+@pytest.mark.parametrize("t_last", [False, True], ids=["t-nchw", "t-nhwc"])
+def test_weight_matmul_in_either_layout_equals_the_product(per_sample, t_last):
+    weight = rand(*((3, 5, 4) if per_sample else (5, 4))).requires_grad_()
+    t = rand(3, 6, 4).transpose(1, 2) if t_last else rand(3, 4, 6)  # [B, I, N], channels innermost or not
+    t.requires_grad_()
+    expected = torch.stack([w @ sample for w, sample in zip(weight.expand(3, -1, -1), t)])
+    for channels_last in (False, True):
+        out = TF.weight_matmul(weight, t, channels_last=channels_last)
+        assert_close(out, expected)
+        assert TF.is_channels_last(out) == channels_last
+        assert torch.autograd.gradcheck(lambda w, x: TF.weight_matmul(w, x, channels_last=channels_last), (weight, t))
+    grad_t, = torch.autograd.grad(TF.weight_matmul(weight, t, channels_last=True).sum(), t)
+    assert grad_t.stride() == t.stride()  # the gradient comes back in the layout of its input
+
+
+def test_mean_gram_equals_the_mean_outer_product_with_gradients():
+    x = rand(2, 4, 7).requires_grad_()
+    assert_close(TF.mean_gram(x), torch.einsum("bcn,ben->bce", x, x) / 7)
+    assert torch.autograd.gradcheck(TF.mean_gram, (x,))
+    assert torch.autograd.gradcheck(TF.mean_gram, (rand(2, 7, 4).transpose(1, 2).requires_grad_(),))
+
+
 def test_sdpa_equals_naive_in_float32():
     q, k, v = (torch.randn(4, 8, 16, 256) for _ in range(3))
     naive = TF.non_local_attention(q, k, v, impl="naive")

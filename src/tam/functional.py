@@ -27,16 +27,46 @@ def check_choice(name: str, value: object, allowed: tuple) -> None:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
-def weight_matmul(weight: Tensor, t: Tensor) -> Tensor:
-    """``weight @ t[b]`` for every sample, as one ``bmm`` with the weight broadcast over the batch.
+def weight_matmul(weight: Tensor, t: Tensor, *, channels_last: bool = False) -> Tensor:
+    """``weight @ t[b]`` for every sample, as one ``bmm`` with a 2-D weight broadcast over the batch.
 
     ``torch.matmul(weight, t)`` with a 2-D ``weight`` folds the batch into one ``mm`` and then copies the
-    transposed product into place; the broadcast form writes it where it belongs.
+    transposed product into place; the broadcast form writes it where it belongs. With ``channels_last``
+    the product is written channel-innermost (``t[b]ᵀ weightᵀ``, returned as its ``[B, O, N]`` view): the
+    layout of a flattened ``channels_last`` feature map, so BN and the residual sum read it in order. Its
+    backward returns the gradient of ``t`` in the layout of ``t``, where autograd would write it
+    channel-innermost too and the layer before would have to copy it.
 
     Shape:
-        weight: ``[O, I]``, t: ``[B, I, N]`` -> ``[B, O, N]``
+        weight: ``[O, I]`` or per sample ``[B, O, I]``, t: ``[B, I, N]`` -> ``[B, O, N]``
     """
+    if channels_last:
+        return _ChannelsLastMatmul.apply(weight, t)
     return torch.matmul(weight.expand(t.shape[0], -1, -1), t)
+
+
+class _ChannelsLastMatmul(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, weight: Tensor, t: Tensor) -> Tensor:
+        ctx.save_for_backward(weight, t)
+        return torch.matmul(t.transpose(-1, -2), weight.expand(t.shape[0], -1, -1).transpose(-1, -2)).transpose(-1, -2)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        weight, t = ctx.saved_tensors
+        grad_weight = grad_t = None
+        if ctx.needs_input_grad[0]:
+            grad_weight = torch.matmul(grad, t.to(grad.dtype).transpose(-1, -2))  # [B, O, I]
+            grad_weight = (grad_weight.sum(0) if weight.dim() == 2 else grad_weight).to(weight.dtype)
+        if ctx.needs_input_grad[1]:
+            w_t = weight.to(grad.dtype).transpose(-1, -2)
+            grad_t = weight_matmul(w_t, grad, channels_last=is_channels_last(t)).to(t.dtype)
+        return grad_weight, grad_t
+
+
+def is_channels_last(t: Tensor) -> bool:
+    """Whether ``[B, C, N]`` keeps its channels innermost, as a flattened ``channels_last`` map does."""
+    return t.stride(1) < t.stride(2)
 
 
 def scaled_bmm(a: Tensor, b: Tensor, scale: float) -> Tensor:
@@ -49,6 +79,30 @@ def scaled_bmm(a: Tensor, b: Tensor, scale: float) -> Tensor:
         a: ``[B, M, K]``, b: ``[B, K, N]`` -> ``[B, M, N]``
     """
     return torch.baddbmm(a.new_zeros(()), a, b, beta=0, alpha=scale)
+
+
+class _MeanGram(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return scaled_bmm(x, x.transpose(-1, -2), 1 / x.shape[-1])
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return scaled_bmm(grad + grad.transpose(-1, -2), x.to(grad.dtype), 1 / x.shape[-1]).to(x.dtype)
+
+
+def mean_gram(x: Tensor) -> Tensor:
+    """``x xᵀ / N`` per sample, the scale applied on the accumulator (:func:`scaled_bmm`).
+
+    Its backward is one product per sample, ``(dG + dGᵀ) x / N``, with the scale again on the accumulator:
+    autograd's own would run a product per factor of ``x xᵀ``, or pay a pass over ``[B, C, N]`` to scale.
+
+    Shape:
+        x: ``[B, C, N]`` -> ``[B, C, C]``, symmetric
+    """
+    return _MeanGram.apply(x)
 
 
 def _check_qkv(q: Tensor, k: Tensor, v: Tensor, rank: int, same_positions: bool = True) -> None:
@@ -133,18 +187,16 @@ def gram_transposed_attention(
     positional encoding.
 
     Shape:
-        x: ``[B, C, N]``; w_theta, w_phi, w_g: ``[E, C]``; w_z: ``[C, E]`` -> ``[B, C, N]``
+        x: ``[B, C, N]``; w_theta, w_phi, w_g: ``[E, C]``; w_z: ``[C, E]`` -> ``[B, C, N]``, in the layout of
+        ``x`` (channel-innermost strides when ``x`` has them)
     """
     check_choice("normalization", normalization, NORMALIZATIONS)
     embed, channels = w_theta.shape
     d = embed // heads
     n = x.shape[-1]
     # x xᵀ itself can overflow fp16 where the output fits: form the *mean* outer product (entries bounded
-    # by max x²; :func:`scaled_bmm`), and apply the rest of the scale to the small d×d maps. Only the first
-    # factor carries the gradient and the product is symmetrised (value unchanged): backward then costs one
-    # [C, N] product per sample, where autograd would run one per factor.
-    half = scaled_bmm(x, x.detach().transpose(-1, -2), 1 / n)
-    gram = half + half.transpose(-1, -2) - half.detach()  # [B, C, C]
+    # by max x²), and apply the rest of the scale to the small d×d maps.
+    gram = mean_gram(x)  # [B, C, C]
     # v kᵀ / N for every pair of embed channels, then only the blocks within a head: one matmul whatever h,
     # where per-head products would be h tiny ones (d×d blocks cost as much time as the whole E×E map).
     pairs = torch.matmul(weight_matmul(w_g, gram), w_phi.transpose(0, 1))  # [B, E, E]
@@ -155,7 +207,7 @@ def gram_transposed_attention(
     else:
         m = torch.softmax((pairs * n**0.5).masked_fill(~same_head, float("-inf")), dim=-1) * d**-0.5
     folded = torch.matmul(m, w_theta)  # [B, E, C]: blockdiag(M_h) · Wθ
-    return torch.matmul(weight_matmul(w_z, folded), x)
+    return weight_matmul(weight_matmul(w_z, folded), x, channels_last=is_channels_last(x))
 
 
 def transposed_macs(n: int, channels: int, embed: int, heads: int) -> int:

@@ -6,10 +6,11 @@ import torch
 from layer_cases import CONFIGS, IDS, awake, build
 
 
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last], ids=["nchw", "nhwc"])
 @pytest.mark.parametrize(("kind", "options"), CONFIGS, ids=IDS)
-def test_gradcheck_layer(kind, options):
+def test_gradcheck_layer(kind, options, memory_format):
     layer = awake(build(kind, options, channels=8))
-    x = torch.randn(2, 8, 3, 3, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2, 8, 3, 3, dtype=torch.float64).contiguous(memory_format=memory_format).requires_grad_()
     params = tuple(p for p in layer.parameters())
 
     def run(x, *weights):

@@ -63,6 +63,21 @@ def test_half_precision_is_finite_forward_and_backward(kind, options, dtype):
     assert all(torch.isfinite(p.grad).all() for p in layer.parameters())
 
 
+@pytest.mark.parametrize(("kind", "options"), CONFIGS, ids=IDS)
+def test_bf16_autocast_on_channels_last_tracks_float32(kind, options):
+    """The mixed-precision training setting (autocast, channels_last): finite, close to float32, and the
+    gradients reach the float32 weights and the input in their own dtype and layout."""
+    layer = awake(build(kind, options, channels=16, dtype=torch.float32))
+    x = torch.randn(2, 16, 12, 12).contiguous(memory_format=torch.channels_last).requires_grad_()
+    expected = layer(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(x)
+    y.float().square().mean().backward()
+    assert (y.float() - expected).abs().max() / expected.abs().max() < 5e-2
+    assert x.grad.dtype == torch.float32 and x.grad.is_contiguous(memory_format=torch.channels_last)
+    assert all(p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all() for p in layer.parameters())
+
+
 def test_non_finite_input_is_not_hidden():
     x = torch.randn(1, 8, 4, 4)
     x[0, 0, 1, 1] = float("nan")

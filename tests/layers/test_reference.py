@@ -30,6 +30,18 @@ def test_layer_matches_written_out_reference(kind, options):
         assert (actual - expected).abs().max() / expected.abs().max() <= 1e-10, spatial
 
 
+@pytest.mark.parametrize(("kind", "options"), CONFIGS, ids=IDS)
+def test_channels_last_input_gives_the_same_output_in_its_own_layout(kind, options):
+    layer = awake(build(kind, options))
+    layouts = [((3, 4), torch.channels_last)] + ([] if kind == "cc" else [((2, 2, 3), torch.channels_last_3d)])
+    for spatial, memory_format in layouts:
+        x = torch.randn(2, 8, *spatial, dtype=torch.float64)
+        expected = layer(x)
+        actual = layer(x.contiguous(memory_format=memory_format))
+        assert (actual - expected).abs().max() / expected.abs().max() <= 1e-12, spatial
+        assert actual.is_contiguous(memory_format=memory_format), spatial
+
+
 def test_sincos_table_matches_written_out_formula():
     from tam.layers.pos_encoding import sincos_table
 

@@ -10,6 +10,8 @@ flattened positions, which serves 1-D, 2-D and 3-D inputs alike and keeps ``chan
 Layout, so that no product copies its operands: the weights are broadcast over the batch
 (:func:`~tam.functional.weight_matmul`), and the fused output is ordered head-major,
 ``[B, h, (q, k, v), d, N]``, so each of q, k, v is a ``[B·h]`` batch of matrices with one stride per dimension.
+``Wz a`` is written in the layout of ``x`` and normalised in ``x``'s own shape, so a ``channels_last`` block
+runs BN and the residual sum in ``channels_last`` (mixing layouts there cost more than the projections).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import numbers
 import torch
 from torch import Tensor, nn
 
-from tam.functional import GEOMETRIES, apply_geometry, check_choice, weight_matmul
+from tam.functional import GEOMETRIES, apply_geometry, check_choice, is_channels_last, weight_matmul
+from tam.layers.norm import BatchNorm
 from tam.layers.pos_encoding import SinCosPositions
 
 INITS = ("normal", "he")
@@ -108,7 +111,7 @@ class AttentionBlock(nn.Module, abc.ABC):
         self.phi = nn.Conv1d(channels, self.embed_channels, 1, bias=False)
         self.g = nn.Conv1d(channels, self.embed_channels, 1, bias=False)
         self.z = nn.Conv1d(self.embed_channels, channels, 1, bias=False)
-        self.bn = nn.BatchNorm1d(channels)
+        self.bn = BatchNorm(channels)
         self.positions = SinCosPositions(channels) if pos_encoding == "sincos" else None
         self.reset_parameters()
 
@@ -123,13 +126,17 @@ class AttentionBlock(nn.Module, abc.ABC):
 
     def forward(self, x: Tensor) -> Tensor:
         spatial = self._check_input(x)
-        return x + self.bn(self._mix(x, spatial)).reshape(x.shape)
+        return x + self.bn(self._mix(x, spatial).reshape(x.shape))
 
     def _mix(self, x: Tensor, spatial: tuple[int, ...]) -> Tensor:
-        """``Wz a``, the block's output before BN and the residual. Shape: -> ``[B, C, N]``."""
+        """``Wz a``, the block's output before BN and the residual.
+
+        Shape: -> ``[B, C, N]`` in the memory layout of ``x``, so that it views as ``x.shape`` without a copy
+        and BN and the residual sum run in one layout (``channels_last`` in, ``channels_last`` out).
+        """
         q, k, v = self._project(x, spatial)
         a = self._core(q, k, v, spatial).reshape(x.shape[0], self.embed_channels, -1)
-        return weight_matmul(self.z.weight.flatten(1), a)
+        return weight_matmul(self.z.weight.flatten(1), a, channels_last=is_channels_last(x.flatten(2)))
 
     def attention_map(self, x: Tensor, queries: Tensor | list[int] | None = None) -> Tensor:
         """Spatial attention weights of the chosen query positions (flat indices into ``prod(S)``).

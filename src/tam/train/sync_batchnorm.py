@@ -11,6 +11,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from tam.layers.norm import BatchNorm
+
 
 class _AllReduceSum(torch.autograd.Function):
     """Sum over ranks; the gradient of every rank's copy is the sum of the incoming gradients."""
@@ -32,12 +34,8 @@ def all_reduce(tensor: torch.Tensor) -> torch.Tensor:
     return _AllReduceSum.apply(tensor)
 
 
-class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+class GlobalBatchNorm(BatchNorm):
     """BatchNorm over ``[B, C, *S]`` inputs whose training statistics span every rank of the default group."""
-
-    def _check_input_dim(self, input: torch.Tensor) -> None:
-        if input.dim() < 2:
-            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
