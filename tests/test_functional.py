@@ -132,13 +132,6 @@ def test_weight_matmul_in_either_layout_equals_the_product(per_sample, t_last):
     assert grad_t.stride() == t.stride()  # the gradient comes back in the layout of its input
 
 
-def test_mean_gram_equals_the_mean_outer_product_with_gradients():
-    x = rand(2, 4, 7).requires_grad_()
-    assert_close(TF.mean_gram(x), torch.einsum("bcn,ben->bce", x, x) / 7)
-    assert torch.autograd.gradcheck(TF.mean_gram, (x,))
-    assert torch.autograd.gradcheck(TF.mean_gram, (rand(2, 7, 4).transpose(1, 2).requires_grad_(),))
-
-
 def test_sdpa_equals_naive_in_float32():
     q, k, v = (torch.randn(4, 8, 16, 256) for _ in range(3))
     naive = TF.non_local_attention(q, k, v, impl="naive")

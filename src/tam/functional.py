@@ -81,30 +81,6 @@ def scaled_bmm(a: Tensor, b: Tensor, scale: float) -> Tensor:
     return torch.baddbmm(a.new_zeros(()), a, b, beta=0, alpha=scale)
 
 
-class _MeanGram(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
-        ctx.save_for_backward(x)
-        return scaled_bmm(x, x.transpose(-1, -2), 1 / x.shape[-1])
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
-        (x,) = ctx.saved_tensors
-        return scaled_bmm(grad + grad.transpose(-1, -2), x.to(grad.dtype), 1 / x.shape[-1]).to(x.dtype)
-
-
-def mean_gram(x: Tensor) -> Tensor:
-    """``x xᵀ / N`` per sample, the scale applied on the accumulator (:func:`scaled_bmm`).
-
-    Its backward is one product per sample, ``(dG + dGᵀ) x / N``, with the scale again on the accumulator:
-    autograd's own would run a product per factor of ``x xᵀ``, or pay a pass over ``[B, C, N]`` to scale.
-
-    Shape:
-        x: ``[B, C, N]`` -> ``[B, C, C]``, symmetric
-    """
-    return _MeanGram.apply(x)
-
-
 def _check_qkv(q: Tensor, k: Tensor, v: Tensor, rank: int, same_positions: bool = True) -> None:
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, Tensor):
@@ -182,32 +158,89 @@ def gram_transposed_attention(
     """``Wz · transposed_attention(Wθ x, Wφ x, Wg x)`` through the Gram matrix ``x xᵀ`` (DESIGN §1).
 
     Per head ``v kᵀ = Wg_h (x xᵀ) Wφ_hᵀ``, so the whole block folds into one ``C×C`` map per sample:
-    ``Wz · blockdiag(M_h) · Wθ``, applied to ``x``. Cost ``2·N·C²`` plus terms free of ``N``,
+    ``P = Wz · blockdiag(M_h) · Wθ``, applied to ``x``. Cost ``2·N·C²`` plus terms free of ``N``,
     whatever the number of heads; q, k and v are never formed. Valid for ``full`` geometry without
     positional encoding.
+
+    The backward is written out (:class:`_GramForm`): ``x`` is used twice, in ``x xᵀ`` and in ``P x``, and
+    its gradient ``Pᵀ dy + (dG + dGᵀ) x / N`` is formed by two products into one buffer, where autograd
+    would write one per use and add them in a further pass over ``[B, C, N]``.
 
     Shape:
         x: ``[B, C, N]``; w_theta, w_phi, w_g: ``[E, C]``; w_z: ``[C, E]`` -> ``[B, C, N]``, in the layout of
         ``x`` (channel-innermost strides when ``x`` has them)
     """
     check_choice("normalization", normalization, NORMALIZATIONS)
-    embed, channels = w_theta.shape
-    d = embed // heads
-    n = x.shape[-1]
-    # x xᵀ itself can overflow fp16 where the output fits: form the *mean* outer product (entries bounded
-    # by max x²), and apply the rest of the scale to the small d×d maps.
-    gram = mean_gram(x)  # [B, C, C]
-    # v kᵀ / N for every pair of embed channels, then only the blocks within a head: one matmul whatever h,
-    # where per-head products would be h tiny ones (d×d blocks cost as much time as the whole E×E map).
-    pairs = torch.matmul(weight_matmul(w_g, gram), w_phi.transpose(0, 1))  # [B, E, E]
-    head = torch.arange(embed, device=x.device) // d
-    same_head = head.unsqueeze(1) == head.unsqueeze(0)  # [E, E]
-    if normalization == "scale":
-        m = pairs * (same_head.to(pairs.dtype) * (n / d) ** 0.5)  # mask and scale in one pass over [B, E, E]
-    else:
-        m = torch.softmax((pairs * n**0.5).masked_fill(~same_head, float("-inf")), dim=-1) * d**-0.5
-    folded = torch.matmul(m, w_theta)  # [B, E, C]: blockdiag(M_h) · Wθ
-    return weight_matmul(weight_matmul(w_z, folded), x, channels_last=is_channels_last(x))
+    return _GramForm.apply(x, w_theta, w_phi, w_g, w_z, heads, normalization)
+
+
+class _GramForm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w_theta, w_phi, w_g, w_z, heads: int, normalization: str):
+        embed = w_theta.shape[0]
+        d = embed // heads
+        n = x.shape[-1]
+        # x xᵀ itself can overflow fp16 where the output fits: form the *mean* outer product (entries bounded
+        # by max x²; scaled on the accumulator), and apply the rest of the scale to the small d×d maps.
+        gram = scaled_bmm(x, x.transpose(-1, -2), 1 / n)  # [B, C, C]
+        # v kᵀ / N for every pair of embed channels, then only the blocks within a head: one matmul whatever h,
+        # where per-head products would be h tiny ones (d×d blocks cost as much time as the whole E×E map).
+        wg_gram = weight_matmul(w_g, gram)  # [B, E, C]
+        pairs = torch.matmul(wg_gram, w_phi.transpose(0, 1))  # [B, E, E]
+        if normalization == "scale":
+            m = weights = pairs * _scaled_head_mask(embed, d, n, pairs)  # mask and scale in one pass
+        else:
+            same_head = _scaled_head_mask(embed, d, 1, pairs).bool()
+            weights = torch.softmax((pairs * n**0.5).masked_fill(~same_head, float("-inf")), dim=-1)
+            m = weights * d**-0.5
+        folded = torch.matmul(m, w_theta)  # [B, E, C]: blockdiag(M_h) · Wθ
+        p = weight_matmul(w_z, folded)  # [B, C, C]
+        ctx.save_for_backward(x, w_theta, w_phi, w_g, w_z, gram, wg_gram, weights, folded, p)
+        ctx.normalization, ctx.scales = normalization, (n, d)
+        return weight_matmul(p, x, channels_last=is_channels_last(x))
+
+    @staticmethod
+    def backward(ctx, grad):
+        saved = ctx.saved_tensors
+        x, w_theta, w_phi, w_g, w_z, gram, wg_gram, weights, folded, p = (t.to(grad.dtype) for t in saved)
+        n, d = ctx.scales
+        # Back through y = P x, P = Wz F, F = m Wθ, m = f(pairs), pairs = (Wg G) Wφᵀ, G = x xᵀ / N.
+        d_p = torch.matmul(grad, x.transpose(-1, -2))  # [B, C, C]
+        d_folded = weight_matmul(w_z.transpose(0, 1), d_p)  # [B, E, C]
+        d_m = torch.matmul(d_folded, w_theta.transpose(0, 1))  # [B, E, E]
+        if ctx.normalization == "scale":
+            d_pairs = d_m * _scaled_head_mask(w_theta.shape[0], d, n, d_m)
+        else:  # m = softmax(pairs·sqrt(N), within heads) / sqrt(d)
+            d_weights = d_m * d**-0.5
+            d_pairs = weights * (d_weights - (d_weights * weights).sum(-1, keepdim=True)) * n**0.5
+        d_wg_gram = torch.matmul(d_pairs, w_phi)  # [B, E, C]
+        d_gram = weight_matmul(w_g.transpose(0, 1), d_wg_gram)  # [B, C, C]
+        d_x = None
+        if ctx.needs_input_grad[0]:
+            # Pᵀ dy + (dG + dGᵀ) x / N, the second product accumulating into the first, in the layout of x.
+            sym = d_gram + d_gram.transpose(-1, -2)
+            # (In place: an out-of-place baddbmm would first copy its [B, C, N] input.)
+            if is_channels_last(saved[0]):
+                d_x = torch.matmul(grad.transpose(-1, -2), p).baddbmm_(x.transpose(-1, -2), sym, alpha=1 / n)
+                d_x = d_x.transpose(-1, -2)
+            else:
+                d_x = torch.matmul(p.transpose(-1, -2), grad).baddbmm_(sym, x, alpha=1 / n)
+        m = weights if ctx.normalization == "scale" else weights * d**-0.5
+        weight_grads = (  # each a sum over the batch of per-sample products
+            lambda: torch.matmul(m.transpose(-1, -2), d_folded),  # Wθ
+            lambda: torch.matmul(d_pairs.transpose(-1, -2), wg_gram),  # Wφ
+            lambda: torch.matmul(d_wg_gram, gram),  # Wg (G is symmetric)
+            lambda: torch.matmul(d_p, folded.transpose(-1, -2)),  # Wz
+        )
+        grads = [d_x, *(g().sum(0) if needed else None for g, needed in zip(weight_grads, ctx.needs_input_grad[1:5]))]
+        grads = [g if g is None else g.to(t.dtype) for g, t in zip(grads, saved[:5])]
+        return (*grads, None, None)
+
+
+def _scaled_head_mask(embed: int, d: int, n: int, like: Tensor) -> Tensor:
+    """``[E, E]``: ``sqrt(N/d)`` where both embed channels belong to the same head, else 0."""
+    head = torch.arange(embed, device=like.device) // d
+    return (head.unsqueeze(1) == head.unsqueeze(0)).to(like.dtype) * (n / d) ** 0.5
 
 
 def transposed_macs(n: int, channels: int, embed: int, heads: int) -> int:

@@ -21,6 +21,12 @@ def test_gram_form_equals_transposed_order(spatial, normalization, heads, embed)
     x = torch.randn(3, 8, *spatial, dtype=torch.float64)
     expected = transposed(x) - x
     assert (gram(x) - x - expected).abs().max() / expected.abs().max() <= 1e-10
+    # the written-out backward of the Gram form against autograd through the transposed order
+    x.requires_grad_()
+    probe = torch.randn_like(x)
+    grads = [torch.autograd.grad((layer(x) * probe).sum(), [x, *layer.parameters()]) for layer in (transposed, gram)]
+    for expected_grad, actual_grad in zip(*grads):
+        assert (actual_grad - expected_grad).abs().max() <= 1e-10 * expected_grad.abs().max().clamp_min(1e-30)
 
 
 @pytest.mark.parametrize(("dtype", "tolerance"), [(torch.bfloat16, 2e-2), (torch.float16, 3e-3)])
