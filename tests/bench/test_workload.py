@@ -24,3 +24,25 @@ def test_network_step_updates_the_weights():
     before = [p.detach().clone() for p in plain.module.parameters()]
     plain.step()
     assert any(not torch.equal(a, b) for a, b in zip(before, plain.module.parameters()))
+
+
+def test_channels_last_cases_feed_channels_last_inputs_and_weights():
+    block = build_workload(Case("fastpath", "tam", 2, 4, 8, 2, channels_last=True))
+    (x,) = block.inputs
+    assert x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    assert block.forward().is_contiguous(memory_format=torch.channels_last)
+    network = build_workload(Case("network", "none", 1, 32, 3, 2, 3, "preresnet20", (1, 1, 1), channels_last=True))
+    (images,) = network.inputs
+    assert images.is_contiguous(memory_format=torch.channels_last)
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in network.module.parameters() if p.dim() == 4)
+    assert not build_workload(Case("fastpath", "tam", 2, 4, 8, 2)).inputs[0].is_contiguous(
+        memory_format=torch.channels_last)
+
+
+def test_suite_cases_carry_the_memory_format():
+    from tam.bench.suites import suite_cases
+
+    assert {c.channels_last for c in suite_cases("fastpath", quick=True, channels_last=True)} == {True}
+    assert {c.channels_last for c in suite_cases("network", quick=True)} == {False}
+    assert Case.from_dict({k: v for k, v in Case("heads", "tam", 1, 8, 8, 2).to_dict().items()
+                           if k != "channels_last"}).channels_last is False  # results written before the field

@@ -49,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "attention, TAM at many heads and at the fewest) interleaved, A B B A …, for the claims (default: on)",
     )
     parser.add_argument(
+        "--channels-last", action=argparse.BooleanOptionalAction, default=True,
+        help="feed blocks and networks channels_last inputs, as tam train does (default: on)",
+    )
+    parser.add_argument(
         "--memory-limit", type=float, default=None, metavar="GB",
         help="CPU only: memory one configuration may take before it counts as out of memory "
         "(default: half of the memory available at start)",
@@ -93,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
         rss=cpu and (args.rss if args.rss is not None else not args.quick),
     )
     suites = SUITES if "all" in args.suite else tuple(s for s in SUITES if s in args.suite)
-    cases = [case for suite in suites for case in suite_cases(suite, quick=args.quick, kinds=tuple(args.kinds))]
+    cases = [case for suite in suites for case in suite_cases(suite, quick=args.quick, kinds=tuple(args.kinds),
+                                                         channels_last=args.channels_last)]
     start = time.perf_counter()
     records = run_cases(
         cases, device, settings, rounds=args.rounds, pairs=args.pairs,

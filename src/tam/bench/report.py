@@ -64,6 +64,8 @@ def markdown(records: Sequence[dict]) -> str:
         f"- Machine: {first['device_name']} (`{first['device']}`), torch threads: {first['threads']}"
         + (f", 1-min load average {min(loads):.1f}–{max(loads):.1f} while running" if loads else ""),
         f"- torch {first['torch']}, Python {first['python']}; {min(dates)} to {max(dates)} (UTC)",
+        "- Inputs in " + ("`channels_last` memory format (as `tam train` runs)" if first.get("channels_last")
+                          else "contiguous (NCHW) memory format"),
         "- Time: median of the timed repetitions after warm-up, [first–third quartile]"
         + (
             f"; the grid was swept {first['rounds']} times and each configuration shows its median round"
@@ -249,7 +251,7 @@ def _time_estimate(
 
 def _label(record: dict) -> str:
     """The :meth:`Case.label` of the configuration that ``record`` measured."""
-    return Case.from_dict({field.name: record[field.name] for field in fields(Case)}).label()
+    return Case.from_dict({field.name: record[field.name] for field in fields(Case) if field.name in record}).label()
 
 
 def _time_check(label: str, top: dict | None, bottom: dict | None, bound: float, at_least: bool) -> str:

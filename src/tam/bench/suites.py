@@ -43,7 +43,8 @@ class Case:
 
     For block suites, ``channels`` and ``side`` are the block's input ``[batch, channels, side, side]`` and
     ``blocks`` the number stacked. For the network suite, ``model`` names a registry model whose stages get
-    ``attention_blocks`` blocks each, and ``channels``/``side`` describe the image input.
+    ``attention_blocks`` blocks each, and ``channels``/``side`` describe the image input. ``channels_last``:
+    the memory format of the input (and of a network's weights), as ``tam train`` runs by default.
     """
 
     suite: str
@@ -55,6 +56,7 @@ class Case:
     blocks: int = 1
     model: str | None = None
     attention_blocks: tuple[int, ...] | None = None
+    channels_last: bool = False
 
     @property
     def embed_channels(self) -> int:
@@ -75,14 +77,21 @@ class Case:
         return cls(**data)
 
 
-def suite_cases(suite: str, *, quick: bool = False, kinds: tuple[str, ...] | None = None) -> list[Case]:
+def suite_cases(
+    suite: str, *, quick: bool = False, kinds: tuple[str, ...] | None = None, channels_last: bool = False
+) -> list[Case]:
     """The configurations of ``suite``, in the order they run: every kind at each grid point, small to large.
 
     Args:
         suite: one of :data:`SUITES`.
         quick: the reduced grid of ``tam bench --quick``.
         kinds: restrict to these kinds (default: all of :data:`KINDS`; the network suite adds ``none``).
+        channels_last: feed every case ``channels_last`` inputs.
     """
+    return [dataclasses.replace(case, channels_last=channels_last) for case in _grid_cases(suite, quick, kinds)]
+
+
+def _grid_cases(suite: str, quick: bool, kinds: tuple[str, ...] | None) -> list[Case]:
     if suite not in SUITES:
         raise ValueError(f"suite must be one of {SUITES}, got {suite!r}")
     chosen = tuple(KINDS) if kinds is None else kinds

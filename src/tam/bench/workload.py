@@ -49,9 +49,11 @@ def build_workload(case: Case, device: torch.device | str = "cpu") -> Workload:
 
     A block receives ``x: [batch, channels, side, side]`` that requires grad, as an activation inside a
     network would, and backpropagates ``y.sum()``. A network receives images and labels and takes an SGD
-    step (lr 0.1, momentum 0.9, weight decay 5e-4: the thesis recipe) on the cross-entropy.
+    step (lr 0.1, momentum 0.9, weight decay 5e-4: the thesis recipe) on the cross-entropy. With
+    ``case.channels_last`` the input (and a network's weights) are in ``channels_last`` memory format.
     """
     torch.manual_seed(0)
+    memory_format = torch.channels_last if case.channels_last else torch.contiguous_format
     if case.model is not None:
         from tam.models import create_model
 
@@ -59,8 +61,9 @@ def build_workload(case: Case, device: torch.device | str = "cpu") -> Workload:
         if case.kind != "none":
             kind, options = KINDS[case.kind]
             attention = dict(attention=kind, attention_blocks=case.attention_blocks, heads=case.heads, **options)
-        model = create_model(case.model, num_classes=10, **attention).to(device)
+        model = create_model(case.model, num_classes=10, **attention).to(device, memory_format=memory_format)
         images = torch.randn(case.batch, case.channels, case.side, case.side, device=device)
+        images = images.contiguous(memory_format=memory_format)
         labels = torch.randint(0, 10, (case.batch,), device=device)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
         return Workload(model.train(), (images,), lambda logits: F.cross_entropy(logits, labels), optimizer)
@@ -69,5 +72,6 @@ def build_workload(case: Case, device: torch.device | str = "cpu") -> Workload:
 
     kind, options = KINDS[case.kind]
     block = create_attention(kind, case.channels, blocks=case.blocks, heads=case.heads, **options).to(device)
-    x = torch.randn(case.batch, case.channels, case.side, case.side, device=device, requires_grad=True)
+    x = torch.randn(case.batch, case.channels, case.side, case.side, device=device)
+    x = x.contiguous(memory_format=memory_format).requires_grad_()
     return Workload(block.train(), (x,), torch.sum)
