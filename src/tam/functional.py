@@ -190,7 +190,7 @@ class _GramForm(torch.autograd.Function):
         if normalization == "scale":
             m = weights = pairs * _scaled_head_mask(embed, d, n, pairs)  # mask and scale in one pass
         else:
-            same_head = _scaled_head_mask(embed, d, 1, pairs).bool()
+            same_head = _same_head(embed, d, pairs.device)
             weights = torch.softmax((pairs * n**0.5).masked_fill(~same_head, float("-inf")), dim=-1)
             m = weights * d**-0.5
         folded = torch.matmul(m, w_theta)  # [B, E, C]: blockdiag(M_h) · Wθ
@@ -214,12 +214,13 @@ class _GramForm(torch.autograd.Function):
             d_weights = d_m * d**-0.5
             d_pairs = weights * (d_weights - (d_weights * weights).sum(-1, keepdim=True)) * n**0.5
         d_wg_gram = torch.matmul(d_pairs, w_phi)  # [B, E, C]
-        d_gram = weight_matmul(w_g.transpose(0, 1), d_wg_gram)  # [B, C, C]
         d_x = None
         if ctx.needs_input_grad[0]:
             # Pᵀ dy + (dG + dGᵀ) x / N, the second product accumulating into the first, in the layout of x.
+            # (PyTorch's CPU baddbmm_ still copies its target before accumulating: the pass an addition would
+            # cost, without a second [B, C, N] buffer.)
+            d_gram = weight_matmul(w_g.transpose(0, 1), d_wg_gram)  # [B, C, C]
             sym = d_gram + d_gram.transpose(-1, -2)
-            # (In place: an out-of-place baddbmm would first copy its [B, C, N] input.)
             if is_channels_last(saved[0]):
                 d_x = torch.matmul(grad.transpose(-1, -2), p).baddbmm_(x.transpose(-1, -2), sym, alpha=1 / n)
                 d_x = d_x.transpose(-1, -2)
@@ -237,10 +238,15 @@ class _GramForm(torch.autograd.Function):
         return (*grads, None, None)
 
 
+def _same_head(embed: int, d: int, device: torch.device) -> Tensor:
+    """``[E, E]`` bool: whether two embed channels belong to the same head (heads of width ``d``)."""
+    head = torch.arange(embed, device=device) // d
+    return head.unsqueeze(1) == head.unsqueeze(0)
+
+
 def _scaled_head_mask(embed: int, d: int, n: int, like: Tensor) -> Tensor:
     """``[E, E]``: ``sqrt(N/d)`` where both embed channels belong to the same head, else 0."""
-    head = torch.arange(embed, device=like.device) // d
-    return (head.unsqueeze(1) == head.unsqueeze(0)).to(like.dtype) * (n / d) ** 0.5
+    return _same_head(embed, d, like.device).to(like.dtype) * (n / d) ** 0.5
 
 
 def transposed_macs(n: int, channels: int, embed: int, heads: int) -> int:

@@ -154,8 +154,8 @@ def measure_pair(
 
     Both workloads are built and put in train mode; their steps alternate A B, B A, … for
     ``settings.budget_s × 2 × rounds`` seconds in all (as much as the sweep spent timing both), at least
-    ``settings.pair_min_reps`` and at most ``settings.max_reps`` times, under the settings' CPU memory limit. Running out of memory is recorded,
-    never raised.
+    ``settings.pair_min_reps`` and at most ``settings.max_reps`` times, under the settings' CPU memory limit.
+    Running out of memory is recorded, never raised.
 
     Returns:
         the paired fields of ``case``'s record: ``paired_reference`` (``reference.label()``),
