@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tam.bench.suites import Case
-from tam.bench.workload import build_workload
+from tam.bench.workload import Workload, build_workload
 
 
 @pytest.mark.parametrize("kind", ["tam", "nl", "nl_sdpa", "cc", "floor"])
@@ -46,3 +46,26 @@ def test_suite_cases_carry_the_memory_format():
     assert {c.channels_last for c in suite_cases("network", quick=True)} == {False}
     assert Case.from_dict({k: v for k, v in Case("heads", "tam", 1, 8, 8, 2).to_dict().items()
                            if k != "channels_last"}).channels_last is False  # results written before the field
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_block_backward_starts_from_a_dense_gradient_in_the_output_layout(channels_last):
+    # An expanded y.sum() gradient sends CPU BatchNorm backward down a slow path no network step takes.
+    workload = build_workload(Case("fastpath", "floor", 2, 4, 8, 2, channels_last=channels_last))
+    seed = workload.grad_output
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    assert seed.is_contiguous(memory_format=memory_format) and 0 not in seed.stride()
+    torch.nn.init.ones_(workload.module.bn.weight)  # else the block is the identity and x.grad is the seed
+    workload.step()
+    (x,) = workload.inputs
+    twin = x.detach().requires_grad_()
+    (expected,) = torch.autograd.grad((workload.module(twin) * seed).sum(), twin)
+    assert not torch.allclose(expected, seed, atol=1e-3)
+    torch.testing.assert_close(x.grad, expected)
+
+
+def test_a_workload_needs_exactly_one_way_to_start_its_backward():
+    with pytest.raises(ValueError, match="exactly one of loss and grad_output"):
+        Workload(torch.nn.Identity(), (torch.ones(1),))
+    with pytest.raises(ValueError, match="exactly one of loss and grad_output"):
+        Workload(torch.nn.Identity(), (torch.ones(1),), torch.sum, grad_output=torch.ones(1))

@@ -74,7 +74,8 @@ def markdown(records: Sequence[dict]) -> str:
         )
         + "; *fwd* is the forward in"
         " eval mode under `inference_mode`, *fwd+bwd* a training step in train mode (forward, backward of"
-        " `y.sum()` into the input and the weights; for a network: cross-entropy, backward and an SGD step).",
+        " a fixed dense gradient of `y` into the input and the weights; for a network: cross-entropy,"
+        " backward and an SGD step).",
         "- Memory: "
         + (
             "peak allocated by one training step above what was allocated before it (`max_memory_allocated`)."
