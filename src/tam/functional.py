@@ -42,6 +42,13 @@ def weight_matmul(weight: Tensor, t: Tensor, *, channels_last: bool = False) -> 
     """
     if channels_last:
         return _ChannelsLastMatmul.apply(weight, t)
+    return _product_in_layout(weight, t, channels_last=False)
+
+
+def _product_in_layout(weight: Tensor, t: Tensor, channels_last: bool) -> Tensor:
+    """:func:`weight_matmul` without autograd bookkeeping, for backward passes written out by hand."""
+    if channels_last:
+        return torch.matmul(t.transpose(-1, -2), weight.expand(t.shape[0], -1, -1).transpose(-1, -2)).transpose(-1, -2)
     return torch.matmul(weight.expand(t.shape[0], -1, -1), t)
 
 
@@ -49,7 +56,7 @@ class _ChannelsLastMatmul(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight: Tensor, t: Tensor) -> Tensor:
         ctx.save_for_backward(weight, t)
-        return torch.matmul(t.transpose(-1, -2), weight.expand(t.shape[0], -1, -1).transpose(-1, -2)).transpose(-1, -2)
+        return _product_in_layout(weight, t, channels_last=True)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
@@ -185,31 +192,34 @@ class _GramForm(torch.autograd.Function):
         gram = scaled_bmm(x, x.transpose(-1, -2), 1 / n)  # [B, C, C]
         # v kᵀ / N for every pair of embed channels, then only the blocks within a head: one matmul whatever h,
         # where per-head products would be h tiny ones (d×d blocks cost as much time as the whole E×E map).
-        wg_gram = weight_matmul(w_g, gram)  # [B, E, C]
+        wg_gram = _product_in_layout(w_g, gram, channels_last=False)  # [B, E, C]
         pairs = torch.matmul(wg_gram, w_phi.transpose(0, 1))  # [B, E, E]
         if normalization == "scale":
-            m = weights = pairs * _scaled_head_mask(embed, d, n, pairs)  # mask and scale in one pass
+            mask = _scaled_head_mask(embed, d, n, pairs)
+            m = weights = pairs * mask  # mask and scale in one pass
         else:
-            same_head = _same_head(embed, d, pairs.device)
-            weights = torch.softmax((pairs * n**0.5).masked_fill(~same_head, float("-inf")), dim=-1)
+            mask = _same_head(embed, d, pairs.device)
+            weights = torch.softmax((pairs * n**0.5).masked_fill(~mask, float("-inf")), dim=-1)
             m = weights * d**-0.5
         folded = torch.matmul(m, w_theta)  # [B, E, C]: blockdiag(M_h) · Wθ
-        p = weight_matmul(w_z, folded)  # [B, C, C]
-        ctx.save_for_backward(x, w_theta, w_phi, w_g, w_z, gram, wg_gram, weights, folded, p)
+        p = _product_in_layout(w_z, folded, channels_last=False)  # [B, C, C]
+        ctx.save_for_backward(x, w_theta, w_phi, w_g, w_z, gram, wg_gram, weights, folded, p, mask)
         ctx.normalization, ctx.scales = normalization, (n, d)
-        return weight_matmul(p, x, channels_last=is_channels_last(x))
+        return _product_in_layout(p, x, channels_last=is_channels_last(x))
 
     @staticmethod
     def backward(ctx, grad):
         saved = ctx.saved_tensors
-        x, w_theta, w_phi, w_g, w_z, gram, wg_gram, weights, folded, p = (t.to(grad.dtype) for t in saved)
+        x, w_theta, w_phi, w_g, w_z, gram, wg_gram, weights, folded, p = (
+            t if t.dtype == grad.dtype else t.to(grad.dtype) for t in saved[:-1]
+        )
         n, d = ctx.scales
         # Back through y = P x, P = Wz F, F = m Wθ, m = f(pairs), pairs = (Wg G) Wφᵀ, G = x xᵀ / N.
         d_p = torch.matmul(grad, x.transpose(-1, -2))  # [B, C, C]
-        d_folded = weight_matmul(w_z.transpose(0, 1), d_p)  # [B, E, C]
+        d_folded = _product_in_layout(w_z.transpose(0, 1), d_p, channels_last=False)  # [B, E, C]
         d_m = torch.matmul(d_folded, w_theta.transpose(0, 1))  # [B, E, E]
         if ctx.normalization == "scale":
-            d_pairs = d_m * _scaled_head_mask(w_theta.shape[0], d, n, d_m)
+            d_pairs = d_m * saved[-1].to(d_m.dtype)
         else:  # m = softmax(pairs·sqrt(N), within heads) / sqrt(d)
             d_weights = d_m * d**-0.5
             d_pairs = weights * (d_weights - (d_weights * weights).sum(-1, keepdim=True)) * n**0.5
@@ -219,7 +229,7 @@ class _GramForm(torch.autograd.Function):
             # Pᵀ dy + (dG + dGᵀ) x / N, the second product accumulating into the first, in the layout of x.
             # (PyTorch's CPU baddbmm_ still copies its target before accumulating: the pass an addition would
             # cost, without a second [B, C, N] buffer.)
-            d_gram = weight_matmul(w_g.transpose(0, 1), d_wg_gram)  # [B, C, C]
+            d_gram = _product_in_layout(w_g.transpose(0, 1), d_wg_gram, channels_last=False)  # [B, C, C]
             sym = d_gram + d_gram.transpose(-1, -2)
             if is_channels_last(saved[0]):
                 d_x = torch.matmul(grad.transpose(-1, -2), p).baddbmm_(x.transpose(-1, -2), sym, alpha=1 / n)
@@ -234,7 +244,7 @@ class _GramForm(torch.autograd.Function):
             lambda: torch.matmul(d_p, folded.transpose(-1, -2)),  # Wz
         )
         grads = [d_x, *(g().sum(0) if needed else None for g, needed in zip(weight_grads, ctx.needs_input_grad[1:5]))]
-        grads = [g if g is None else g.to(t.dtype) for g, t in zip(grads, saved[:5])]
+        grads = [g if g is None or g.dtype == t.dtype else g.to(t.dtype) for g, t in zip(grads, saved[:5])]
         return (*grads, None, None)
 
 

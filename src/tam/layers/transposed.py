@@ -23,10 +23,11 @@ IMPLS = ("auto", "transposed", "gram")
 
 
 # Time to stream one element through memory, in multiply-accumulates of a large matmul: elementwise and
-# layout work runs at memory bandwidth, matmuls at compute speed. Calibrated on this project's CPU benchmark
-# (C = 64-256 at 8²-56², 1-16 heads, forward+backward, interleaved timing), where it ranks the two forms as
-# measured except at 8² with 16 heads (Gram 10% faster, transposed chosen).
-WRITE_COST = 32
+# layout work runs at memory bandwidth, matmuls at compute speed. Calibrated on this project's CPU (C = 64,
+# 128, 256 at 8², 16², 32²; 1, 8, 16 heads; batch 8, channels_last, forward+backward from a dense output
+# gradient, the two forms timed alternately): every value from 48 to 128 ranks all 27 shapes as measured,
+# 32 (the value fitted before the Gram backward was written out) misranks seven.
+WRITE_COST = 64
 
 
 def evaluation_costs(n: int, channels: int, embed: int, heads: int) -> tuple[int, int]:
