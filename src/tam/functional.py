@@ -209,9 +209,9 @@ class _GramForm(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        saved = ctx.saved_tensors
+        *saved, mask = ctx.saved_tensors
         x, w_theta, w_phi, w_g, w_z, gram, wg_gram, weights, folded, p = (
-            t if t.dtype == grad.dtype else t.to(grad.dtype) for t in saved[:-1]
+            t if t.dtype == grad.dtype else t.to(grad.dtype) for t in saved
         )
         n, d = ctx.scales
         # Back through y = P x, P = Wz F, F = m Wθ, m = f(pairs), pairs = (Wg G) Wφᵀ, G = x xᵀ / N.
@@ -219,7 +219,7 @@ class _GramForm(torch.autograd.Function):
         d_folded = _product_in_layout(w_z.transpose(0, 1), d_p, channels_last=False)  # [B, E, C]
         d_m = torch.matmul(d_folded, w_theta.transpose(0, 1))  # [B, E, E]
         if ctx.normalization == "scale":
-            d_pairs = d_m * saved[-1].to(d_m.dtype)
+            d_pairs = d_m * mask.to(d_m.dtype)
         else:  # m = softmax(pairs·sqrt(N), within heads) / sqrt(d)
             d_weights = d_m * d**-0.5
             d_pairs = weights * (d_weights - (d_weights * weights).sum(-1, keepdim=True)) * n**0.5

@@ -59,9 +59,10 @@ def build_workload(case: Case, device: torch.device | str = "cpu") -> Workload:
     A block receives ``x: [batch, channels, side, side]`` that requires grad and backpropagates a fixed
     random gradient of ``y``, dense and in ``y``'s memory format, as an activation inside a network would.
     (``y.sum()`` would seed an expanded, zero-stride gradient, on which PyTorch's CPU BatchNorm backward
-    for ``channels_last`` takes a path about 8× slower: it would bury the difference between kinds.) A network receives images and labels and takes an SGD
-    step (lr 0.1, momentum 0.9, weight decay 5e-4: the thesis recipe) on the cross-entropy. With
-    ``case.channels_last`` the input (and a network's weights) are in ``channels_last`` memory format.
+    for ``channels_last`` takes a path about 8× slower: it would bury the difference between kinds.)
+    A network receives images and labels and takes an SGD step (lr 0.1, momentum 0.9, weight decay 5e-4:
+    the thesis recipe) on the cross-entropy. With ``case.channels_last`` the input (and a network's weights)
+    are in ``channels_last`` memory format.
     """
     torch.manual_seed(0)
     memory_format = torch.channels_last if case.channels_last else torch.contiguous_format

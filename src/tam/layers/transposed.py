@@ -26,7 +26,7 @@ IMPLS = ("auto", "transposed", "gram")
 # layout work runs at memory bandwidth, matmuls at compute speed. Calibrated on this project's CPU (C = 64,
 # 128, 256 at 8², 16², 32²; 1, 8, 16 heads; batch 8, channels_last, forward+backward from a dense output
 # gradient, the two forms timed alternately): every value from 48 to 128 ranks all 27 shapes as measured,
-# 32 (the value fitted before the Gram backward was written out) misranks seven.
+# 32 (fitted earlier, on gradients seeded by ``y.sum()``) misranks seven.
 WRITE_COST = 64
 
 
