@@ -46,7 +46,7 @@ def weight_matmul(weight: Tensor, t: Tensor, *, channels_last: bool = False) -> 
 
 
 def _product_in_layout(weight: Tensor, t: Tensor, channels_last: bool) -> Tensor:
-    """:func:`weight_matmul` without autograd bookkeeping, for backward passes written out by hand."""
+    """:func:`weight_matmul` without autograd bookkeeping, for autograd Functions that write their own backward."""
     if channels_last:
         return torch.matmul(t.transpose(-1, -2), weight.expand(t.shape[0], -1, -1).transpose(-1, -2)).transpose(-1, -2)
     return torch.matmul(weight.expand(t.shape[0], -1, -1), t)
