@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The full `tam bench` on one CUDA GPU, written where the README's GPU table is read from.
+# `tam bench` on one CUDA GPU, written where the README's GPU table is read from, in two parts:
+#   OUT-bf16  the fast paths and the network step under bf16 autocast (the two ratios of issue #7)
+#   OUT       every suite in float32
 #
 #   scripts/bench_gpu.sh [OUT]        # default OUT: results/bench/<GPU name>, e.g. results/bench/h100
 #
-# About 3 minutes on an H100 (every suite, 0.5 s of timed repetitions per timing); killed at 290 s so a
-# 5-minute device slot always returns what it wrote. Needs torch with CUDA, tqdm and matplotlib; runs
-# from the source tree (no install needed). Commit the folder it prints.
+# 0.5 s of timed repetitions per timing; each part is killed after 150 s, so the script returns within
+# 5 minutes with what it wrote (every record is saved as it is measured). Needs torch with CUDA, tqdm and
+# matplotlib; runs from the source tree (no install needed). Commit the folders it prints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -16,4 +18,6 @@ NAME=$(echo "$GPU" | grep -oiE '[a-z]?[0-9]{2,4}[a-z]*' | head -1 | tr '[:upper:
 OUT=${1:-results/bench/${NAME:-cuda}}
 echo "tam bench on $GPU -> $OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv || true
-timeout 290 "$PYTHON" -m tam.cli bench --device cuda --budget 0.5 --out "$OUT"
+bench() { timeout 150 "$PYTHON" -m tam.cli bench --device cuda --budget 0.5 "$@" || echo "tam bench $*: exit $?"; }
+bench --amp bf16 --suite fastpath network --out "$OUT-bf16"
+bench --out "$OUT"

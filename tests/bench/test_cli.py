@@ -35,6 +35,16 @@ def test_quick_resolution_writes_all_three_kinds_of_output(tmp_path, capsys):
     assert "6 configurations (0 out of memory)" in capsys.readouterr().out
 
 
+def test_amp_runs_every_case_under_autocast_and_says_so(tmp_path):
+    out = tmp_path / "bench"
+    argv = ["--quick", "--suite", "fastpath", "--kinds", "tam", "floor", "--amp", "bf16", "--no-pairs",
+            "--budget", "0.01", "--out", str(out)]
+    assert bench(*argv) == 0
+    records = json.loads((out / "results.json").read_text())
+    assert {r["amp"] for r in records} == {"bf16"} and all(r["status"] == "ok" for r in records)
+    assert "every forward under `autocast` to bf16 (as `tam train --amp bf16`)" in (out / "results.md").read_text()
+
+
 @pytest.mark.parametrize("pairs", [True, False])
 def test_pairs_are_on_unless_no_pairs(pairs, tmp_path):
     out = tmp_path / "bench"

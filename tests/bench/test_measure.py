@@ -10,6 +10,7 @@ from tam.bench.measure import (
     Timing,
     count_flops,
     is_out_of_memory,
+    matmul_rate,
     memory_limit,
     saved_tensor_bytes,
     time_fn,
@@ -181,3 +182,15 @@ def test_flops_of_cpu_fused_attention_are_counted():
     )
     assert forward == 2 * (2 * b * h * n * n * d)  # q kᵀ and w v
     assert backward == 5 * forward // 2  # recomputes q kᵀ, then four gradient matmuls (torch's formula)
+
+
+def test_matmul_rate_is_flops_over_the_fastest_call(monkeypatch):
+    seen = {}
+
+    def fake_time_fn(fn, device, **kwargs):
+        seen["out"] = fn()
+        return Timing(median_ms=4.0, q1_ms=3.0, q3_ms=5.0, min_ms=2.0, max_ms=6.0, reps=5)
+
+    monkeypatch.setattr("tam.bench.measure.time_fn", fake_time_fn)
+    assert matmul_rate("cpu", torch.float64, size=100) == 2 * 100**3 / 2e-3
+    assert seen["out"].shape == (100, 100) and seen["out"].dtype == torch.float64

@@ -85,6 +85,22 @@ def test_markdown_fast_path_and_network_claims():
     assert "tam ÷ none: **1.08** (medians; ≤ 1.1: yes)" in text and "- nl ÷ none: 2.5 (medians)" in text
 
 
+def test_network_claims_count_the_step_flops_and_bound_the_time_by_the_peak_matmul_rate():
+    network = dict(model="preresnet56", heads=8, attention_blocks=[1, 1, 1], matmul_gflops=100.0)
+    rows = [{**record("none", "network", time_ms=100.0, flops=10**9), **network},  # 3 GFLOP a step
+            {**record("tam", "network", time_ms=120.0, flops=15 * 10**8), **network},  # 4.5 GFLOP
+            {**record("nl", "network", time_ms=250.0, flops=3 * 10**9), **network}]
+    text = markdown(rows)
+    assert "- Peak matmul rate: 100 GFLOP/s" in text
+    assert "tam ÷ none: **1.2** (medians; ≤ 1.1: no); FLOPs 1.5×" in text
+    assert "- nl ÷ none: 2.5 (medians); FLOPs 3×" in text
+    # 1.5 GFLOP added at 100 GFLOP/s: 15 ms of a 100 ms step; they took 20 ms, the network ran 3 GFLOP in 100
+    assert ("- Compute bound: tam adds 1.5 GFLOP to a step of 100 ms; at this machine's peak matmul rate "
+            "(100 GFLOP/s) they alone take 15 ms, so tam ÷ none ≥ 1.15 for any code that does them; here they "
+            "ran at 75 GFLOP/s, the network without attention at 30.") in text
+    assert "Compute bound" not in markdown([{k: v for k, v in r.items() if k != "matmul_gflops"} for r in rows])
+
+
 def paired(row, reference: Case, ratio, q1, q3, reps=40):
     """``row`` timed interleaved with ``reference``: the fields that the runner's pairs phase adds."""
     return dict(row, paired_reference=reference.label(), paired_ratio=ratio, paired_ratio_q1=q1,

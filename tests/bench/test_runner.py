@@ -80,6 +80,7 @@ def test_run_cases_records_the_environment():
     record = records[0]
     assert record["torch"] == torch.__version__ and record["threads"] == torch.get_num_threads()
     assert record["device_name"] and record["date"]
+    assert records[1]["matmul_gflops"] == record["matmul_gflops"] > 0  # taken once per run
 
 
 def test_rounds_keep_the_median_round_whole():

@@ -69,3 +69,23 @@ def test_a_workload_needs_exactly_one_way_to_start_its_backward():
         Workload(torch.nn.Identity(), (torch.ones(1),))
     with pytest.raises(ValueError, match="exactly one of loss and grad_output"):
         Workload(torch.nn.Identity(), (torch.ones(1),), torch.sum, grad_output=torch.ones(1))
+
+
+def test_amp_cases_run_forward_and_loss_under_autocast():
+    from tam.bench.suites import suite_cases
+
+    assert {c.amp for c in suite_cases("network", quick=True, amp="bf16")} == {"bf16"}
+    assert "bf16" in suite_cases("fastpath", quick=True, amp="bf16")[0].label()
+    assert "bf16" not in suite_cases("fastpath", quick=True)[0].label()
+    with pytest.raises(ValueError, match="amp must be one of"):
+        suite_cases("fastpath", amp="fp8")
+    block = build_workload(Case("fastpath", "tam", 2, 4, 8, 2, amp="bf16"))
+    block.step()  # a float32 seed into a block whose BN output came from bf16 products
+    assert block.inputs[0].grad.dtype == torch.float32
+    network = build_workload(Case("network", "none", 1, 32, 3, 2, 3, "preresnet20", (1, 1, 1), amp="bf16"))
+    assert network.forward().dtype == torch.bfloat16  # the classifier ran in bf16
+    with torch.inference_mode():
+        assert build_workload(Case("network", "none", 1, 32, 3, 2, 3, "preresnet20", (1, 1, 1))).forward().dtype == (
+            torch.float32)
+    network.step()
+    assert all(p.grad.dtype == torch.float32 for p in network.module.parameters())

@@ -4,6 +4,7 @@ Example:
     tam bench --quick --out results/bench/cpu-quick      # reduced grid, under 2 minutes on 2 CPU cores
     tam bench --suite heads resolution --out runs/bench  # full grids
     tam bench --device cuda --out results/bench/h100
+    tam bench --device cuda --amp bf16 --suite fastpath network --out results/bench/h100-bf16
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import sys
 import time
 
+from tam.amp import AMP_MODES
 from tam.bench.suites import KINDS, SUITES
 from tam.errors import UserError
 
@@ -51,6 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--channels-last", action=argparse.BooleanOptionalAction, default=True,
         help="feed blocks and networks channels_last inputs, as tam train does (default: on)",
+    )
+    parser.add_argument(
+        "--amp", choices=AMP_MODES, default="none",
+        help="run every forward under autocast to bf16 or fp16, as tam train --amp does (default: none, float32)",
     )
     parser.add_argument(
         "--memory-limit", type=float, default=None, metavar="GB",
@@ -98,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     )
     suites = SUITES if "all" in args.suite else tuple(s for s in SUITES if s in args.suite)
     cases = [case for suite in suites for case in suite_cases(suite, quick=args.quick, kinds=tuple(args.kinds),
-                                                         channels_last=args.channels_last)]
+                                                         channels_last=args.channels_last, amp=args.amp)]
     start = time.perf_counter()
     records = run_cases(
         cases, device, settings, rounds=args.rounds, pairs=args.pairs,

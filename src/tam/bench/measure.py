@@ -1,4 +1,4 @@
-"""Measuring primitives: wall time, bytes saved for backward, CUDA peak memory, FLOPs, out-of-memory.
+"""Measuring primitives: wall time, bytes saved for backward, CUDA peak memory, FLOPs, matmul rate, out-of-memory.
 
 Each function measures one thing about a callable and knows nothing about attention; the runner
 (:mod:`tam.bench.runner`) puts them together per configuration.
@@ -251,6 +251,26 @@ def count_flops(forward: Callable[[], Tensor], backward: Callable[[Tensor], obje
         if backward is not None:
             backward(out)
     return forward_flops, counter.get_total_flops() - forward_flops
+
+
+def matmul_rate(
+    device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, *, size: int | None = None,
+    budget_s: float = 0.5,
+) -> float:
+    """The fastest of repeated large square matmuls on ``device``, in FLOP/s (2 per multiply-add).
+
+    What the machine's matmul kernels reach at their most efficient: the yardstick against which the FLOPs
+    a workload counts say how long it must take at least. ``size`` defaults to 1024 on CPU, 8192 on CUDA.
+
+    Example:
+        >>> matmul_rate(size=64, budget_s=0.01) > 0
+        True
+    """
+    device = torch.device(device)
+    size = size or (8192 if device.type == "cuda" else 1024)
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    timing = time_fn(lambda: torch.mm(a, b), device, budget_s=budget_s, min_reps=3, max_reps=50)
+    return 2 * size**3 / (timing.min_ms / 1e3)
 
 
 def cuda_peak_bytes(fn: Callable[[], object], device: torch.device | str = "cuda") -> int:

@@ -65,7 +65,9 @@ def markdown(records: Sequence[dict]) -> str:
         + (f", 1-min load average {min(loads):.1f}–{max(loads):.1f} while running" if loads else ""),
         f"- torch {first['torch']}, Python {first['python']}; {min(dates)} to {max(dates)} (UTC)",
         "- Inputs in " + ("`channels_last` memory format (as `tam train` runs)" if first.get("channels_last")
-                          else "contiguous (NCHW) memory format"),
+                          else "contiguous (NCHW) memory format")
+        + ("" if first.get("amp", "none") == "none" else f"; every forward under `autocast` to {first['amp']}"
+           f" (as `tam train --amp {first['amp']}`)"),
         "- Time: median of the timed repetitions after warm-up, [first–third quartile]"
         + (
             f"; the grid was swept {first['rounds']} times and each configuration shows its median round"
@@ -90,6 +92,12 @@ def markdown(records: Sequence[dict]) -> str:
         "- `floor`: the block shell (projections, BN, residual) with no attention core, the cost no kind can"
         " go below. OOM: the configuration ran out of memory; what was measured before is kept.",
     ]
+    if first.get("matmul_gflops") is not None:
+        lines.append(
+            f"- Peak matmul rate: {first['matmul_gflops']:.3g} GFLOP/s (the fastest of repeated large square"
+            " matmuls in the run's dtype, taken before the first configuration): the yardstick of the compute"
+            " bounds below."
+        )
     if any(r.get("paired_ratio") is not None for r in records):
         lines.append(
             "- *Paired*: after the sweep, each configuration that a claim compares with a reference (a kind with"
@@ -275,18 +283,56 @@ def _network_claims(rows: list[dict]) -> list[str]:
     r0 = rows[0]
     lines = [
         f"Network ({r0['model']}, batch {r0['batch']}, blocks {tuple(r0['attention_blocks'])}, {r0['heads']} heads,"
-        f" {r0['device']}), training-step time ÷ the network without attention:",
+        f" {r0['device']}), training-step time ÷ the network without attention (and its counted FLOPs, forward"
+        " and backward, ÷ those without):",
         "",
     ]
     for row in sorted(rows, key=lambda r: KIND_ORDER.index(r["kind"])):
         none = _reference(rows, row, "none")
+        flops = _quotient(_with_step_flops(row), _with_step_flops(none), "step_flops")
+        flops_note = "" if flops is None else f"; FLOPs {flops:.3g}×"
         if row["kind"] == "tam":
-            lines.append(_time_check("tam ÷ none", row, none, 1.10, False))
+            lines.append(_time_check("tam ÷ none", row, none, 1.10, False) + flops_note)
+            lines += _compute_bound(row, none)
         elif row["kind"] != "none":
             ratio, estimator, _ = _time_estimate(row, none)
             result = "not measured" if ratio is None else f"{ratio:.3g} ({estimator})"
-            lines.append(f"- {row['kind']} ÷ none: {result}")
+            lines.append(f"- {row['kind']} ÷ none: {result}{flops_note}")
     return lines + [""]
+
+
+def _with_step_flops(record: dict | None) -> dict | None:
+    """``record`` with ``step_flops``, its counted forward plus backward FLOPs (``None`` if not counted)."""
+    if record is None:
+        return None
+    counted = record["flops"] is not None and record["flops_backward"] is not None
+    return {**record, "step_flops": record["flops"] + record["flops_backward"] if counted else None}
+
+
+def _compute_bound(row: dict, none: dict | None) -> list[str]:
+    """How low the FLOPs that ``row`` adds to ``none`` let its time ratio go, at the machine's peak matmul rate.
+
+    Whatever evaluation does those FLOPs needs ``added / peak`` seconds for them alone, so the ratio is at
+    least ``1 + added / (peak · time of none)``; beside it, the rate the added work ran at in this run.
+    """
+    ratio, _, _ = _time_estimate(row, none)
+    peak = row.get("matmul_gflops")
+    top, bottom = _with_step_flops(row), _with_step_flops(none)
+    if ratio is None or peak is None or top["step_flops"] is None or bottom["step_flops"] is None:
+        return []
+    added = top["step_flops"] - bottom["step_flops"]
+    base_ms = none["time_ms"]
+    least_ms = added / (peak * 1e9) * 1e3
+    ran_ms = (ratio - 1) * base_ms
+    text = (
+        f"- Compute bound: {row['kind']} adds {added / 1e9:.3g} GFLOP to a step of {base_ms:.3g} ms; at this"
+        f" machine's peak matmul rate ({peak:.3g} GFLOP/s) they alone take {least_ms:.3g} ms, so {row['kind']}"
+        f" ÷ none ≥ {1 + least_ms / base_ms:.3g} for any code that does them"
+    )
+    if ran_ms > 0:
+        text += (f"; here they ran at {added / ran_ms / 1e6:.3g} GFLOP/s, the network without attention at"
+                 f" {bottom['step_flops'] / base_ms / 1e6:.3g}")
+    return [text + "."]
 
 
 def _heads_claims(rows: list[dict]) -> list[str]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from tam.amp import AMP_DTYPES
 from tam.bench.cost import analytic_flops
 from tam.bench.measure import (
     PairedRatio,
@@ -18,6 +19,7 @@ from tam.bench.measure import (
     count_flops,
     cuda_peak_bytes,
     is_out_of_memory,
+    matmul_rate,
     memory_limit,
     saved_tensor_bytes,
     time_fn,
@@ -225,7 +227,9 @@ def run_cases(
     on_record: Callable[[list[dict]], object] | None = None,
     build: Callable[[Case, torch.device], Workload] = build_workload,
 ) -> list[dict]:
-    """Measure every case in order, ``rounds`` times over, with a progress bar; records carry :func:`environment`.
+    """Measure every case in order, ``rounds`` times over, with a progress bar; records carry :func:`environment`
+    and ``matmul_gflops``, the machine's peak matmul rate in the cases' dtype (:func:`matmul_rate`, taken once
+    before the first case).
 
     Each round sweeps the whole grid, so a slow spell of a shared machine falls on one round of every
     configuration rather than on all rounds of a few. A configuration's timings are those of its median
@@ -250,13 +254,16 @@ def run_cases(
     references = paired_references(cases) if pairs else [None] * len(cases)
     pair_count = sum(reference is not None for reference in references)
     taken: list[list[dict]] = [[] for _ in cases]
+    dtype = AMP_DTYPES[cases[0].amp] if cases else torch.float32
+    peak = {"matmul_gflops": matmul_rate(device, dtype, budget_s=settings.budget_s) / 1e9}
     with tqdm(total=rounds * len(cases) + pair_count, desc="tam bench", unit="config", disable=not progress,
               dynamic_ncols=True) as bar:
         for round_index in range(rounds):
             round_settings = settings if round_index == 0 else replace(settings, rss=False)
             for index, case in enumerate(cases):
                 bar.set_postfix_str(f"round {round_index + 1}/{rounds} {case.label()}")
-                taken[index].append({**measure_case(case, device, round_settings, build=build), **environment(device)})
+                record = measure_case(case, device, round_settings, build=build)
+                taken[index].append({**record, **environment(device), **peak})
                 bar.update()
                 if on_record is not None and round_index == 0:
                     on_record([_median_round(t) for t in taken[: index + 1]])

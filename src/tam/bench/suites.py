@@ -24,6 +24,8 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tam.amp import AMP_MODES
+
 # kind -> (kind of tam.create_attention, its options); "none" exists only in the network suite.
 KINDS: dict[str, tuple[str, dict[str, str]]] = {
     "tam": ("tam", {}),
@@ -44,7 +46,8 @@ class Case:
     For block suites, ``channels`` and ``side`` are the block's input ``[batch, channels, side, side]`` and
     ``blocks`` the number stacked. For the network suite, ``model`` names a registry model whose stages get
     ``attention_blocks`` blocks each, and ``channels``/``side`` describe the image input. ``channels_last``:
-    the memory format of the input (and of a network's weights), as ``tam train`` runs by default.
+    the memory format of the input (and of a network's weights), as ``tam train`` runs by default. ``amp``:
+    the dtype of the forward's autocast, ``"none"``, ``"bf16"`` or ``"fp16"``, as ``tam train --amp``.
     """
 
     suite: str
@@ -57,6 +60,7 @@ class Case:
     model: str | None = None
     attention_blocks: tuple[int, ...] | None = None
     channels_last: bool = False
+    amp: str = "none"
 
     @property
     def embed_channels(self) -> int:
@@ -64,7 +68,8 @@ class Case:
 
     def label(self) -> str:
         where = self.model or f"{self.channels}ch"
-        return f"{self.suite} {self.kind} h{self.heads} {self.side}² b{self.batch} x{self.blocks} {where}"
+        amp = "" if self.amp == "none" else f" {self.amp}"
+        return f"{self.suite} {self.kind} h{self.heads} {self.side}² b{self.batch} x{self.blocks} {where}{amp}"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -78,7 +83,12 @@ class Case:
 
 
 def suite_cases(
-    suite: str, *, quick: bool = False, kinds: tuple[str, ...] | None = None, channels_last: bool = False
+    suite: str,
+    *,
+    quick: bool = False,
+    kinds: tuple[str, ...] | None = None,
+    channels_last: bool = False,
+    amp: str = "none",
 ) -> list[Case]:
     """The configurations of ``suite``, in the order they run: every kind at each grid point, small to large.
 
@@ -87,8 +97,12 @@ def suite_cases(
         quick: the reduced grid of ``tam bench --quick``.
         kinds: restrict to these kinds (default: all of :data:`KINDS`; the network suite adds ``none``).
         channels_last: feed every case ``channels_last`` inputs.
+        amp: run every forward under autocast to this dtype (:data:`AMP_MODES`).
     """
-    return [dataclasses.replace(case, channels_last=channels_last) for case in _grid_cases(suite, quick, kinds)]
+    if amp not in AMP_MODES:
+        raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
+    cases = _grid_cases(suite, quick, kinds)
+    return [dataclasses.replace(case, channels_last=channels_last, amp=amp) for case in cases]
 
 
 def _grid_cases(suite: str, quick: bool, kinds: tuple[str, ...] | None) -> list[Case]:

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tam.amp import autocast
 from tam.bench.suites import KINDS, Case
 
 
@@ -18,7 +19,8 @@ class Workload:
 
     The backward starts either from ``loss(output)``, a scalar, or from ``grad_output``, the gradient of the
     output itself (exactly one is given); ``optimizer``, when set, makes the step a full training step
-    (``zero_grad``, forward, backward, ``optimizer.step()``).
+    (``zero_grad``, forward, backward, ``optimizer.step()``). ``amp`` runs the forward and the loss under
+    autocast, as ``tam train --amp`` does (:data:`tam.amp.AMP_MODES`).
     """
 
     module: nn.Module
@@ -26,19 +28,23 @@ class Workload:
     loss: Callable[[Tensor], Tensor] | None = None
     optimizer: torch.optim.Optimizer | None = None
     grad_output: Tensor | None = None
+    amp: str = "none"
 
     def __post_init__(self) -> None:
         if (self.loss is None) == (self.grad_output is None):
             raise ValueError("a Workload needs exactly one of loss and grad_output")
 
     def forward(self) -> Tensor:
-        return self.module(*self.inputs)
+        with autocast(self.inputs[0].device.type, self.amp):
+            return self.module(*self.inputs)
 
     def backward(self, output: Tensor) -> None:
         if self.grad_output is not None:
             output.backward(self.grad_output)
         else:
-            self.loss(output).backward()
+            with autocast(output.device.type, self.amp):  # the loss too, as tam train computes it
+                loss = self.loss(output)
+            loss.backward()
         if self.optimizer is not None:
             self.optimizer.step()
 
@@ -62,7 +68,7 @@ def build_workload(case: Case, device: torch.device | str = "cpu") -> Workload:
     for ``channels_last`` takes a path about 8× slower: it would bury the difference between kinds.)
     A network receives images and labels and takes an SGD step (lr 0.1, momentum 0.9, weight decay 5e-4:
     the thesis recipe) on the cross-entropy. With ``case.channels_last`` the input (and a network's weights)
-    are in ``channels_last`` memory format.
+    are in ``channels_last`` memory format; with ``case.amp`` every forward runs under autocast.
     """
     torch.manual_seed(0)
     memory_format = torch.channels_last if case.channels_last else torch.contiguous_format
@@ -78,7 +84,10 @@ def build_workload(case: Case, device: torch.device | str = "cpu") -> Workload:
         images = images.contiguous(memory_format=memory_format)
         labels = torch.randint(0, 10, (case.batch,), device=device)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-        return Workload(model.train(), (images,), lambda logits: F.cross_entropy(logits, labels), optimizer)
+        return Workload(
+            model.train(), (images,), loss=lambda logits: F.cross_entropy(logits, labels), optimizer=optimizer,
+            amp=case.amp,
+        )
 
     from tam.layers import create_attention
 
@@ -87,4 +96,4 @@ def build_workload(case: Case, device: torch.device | str = "cpu") -> Workload:
     x = torch.randn(case.batch, case.channels, case.side, case.side, device=device)
     x = x.contiguous(memory_format=memory_format).requires_grad_()
     grad_output = torch.randn_like(x, memory_format=memory_format)
-    return Workload(block.train(), (x,), grad_output=grad_output)
+    return Workload(block.train(), (x,), grad_output=grad_output, amp=case.amp)

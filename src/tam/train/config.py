@@ -16,11 +16,11 @@ from pathlib import Path
 
 import yaml
 
+from tam.amp import AMP_MODES
 from tam.errors import UserError
 
 ATTENTION_KINDS = ("tam", "nl", "cc", "none")
 SCHEDULES = ("step", "cosine")
-AMP_MODES = ("none", "bf16", "fp16")
 DTYPES = ("float32", "float64")
 
 # Keys a resumed run may change: where and how it runs, and how long (epochs may be extended).

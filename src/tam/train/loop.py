@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tam.amp import autocast as amp_autocast
 from tam.errors import UserError
 from tam.files import write_text_atomic
 from tam.train import distributed
@@ -33,7 +34,6 @@ from tam.train.sync_batchnorm import convert_sync_batchnorm
 CHECKPOINT = "checkpoint.pt"
 CONFIG_YAML = "config.yaml"
 RESULTS_JSON = "results.json"
-AMP_DTYPES = {"none": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def train(config: TrainConfig, *, resume: bool = False) -> dict:
@@ -99,7 +99,7 @@ def _train(config: TrainConfig, resume: bool, context: distributed.Context) -> d
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     if config.compile:
         net = torch.compile(net)
-    autocast = torch.autocast(device.type, dtype=AMP_DTYPES[config.amp], enabled=config.amp != "none")
+    autocast = amp_autocast(device.type, config.amp)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     writer = None
     if context.is_main:
