@@ -80,7 +80,16 @@ def test_run_cases_records_the_environment():
     record = records[0]
     assert record["torch"] == torch.__version__ and record["threads"] == torch.get_num_threads()
     assert record["device_name"] and record["date"]
-    assert records[1]["matmul_gflops"] == record["matmul_gflops"] > 0  # taken once per run
+    assert records[1]["matmul_gflops"] == record["matmul_gflops"] > 0  # one peak for the whole run
+
+
+def test_the_peak_matmul_rate_is_the_fastest_taking_of_the_run(monkeypatch):
+    rates = iter([2e9, 5e9, 3e9])  # before round 1, after round 1, after round 2
+    monkeypatch.setattr("tam.bench.runner.matmul_rate", lambda *args, **kwargs: next(rates))
+    seen = []
+    records = run_cases([CASE], "cpu", FAST, rounds=2, pairs=False, progress=False,
+                        on_record=lambda so_far: seen.append(so_far[0]["matmul_gflops"]))
+    assert seen == [2.0, 5.0] and records[0]["matmul_gflops"] == 5.0
 
 
 def test_rounds_keep_the_median_round_whole():

@@ -95,8 +95,8 @@ def markdown(records: Sequence[dict]) -> str:
     if first.get("matmul_gflops") is not None:
         lines.append(
             f"- Peak matmul rate: {first['matmul_gflops']:.3g} GFLOP/s (the fastest of repeated large square"
-            " matmuls in the run's dtype, taken before the first configuration): no code does the FLOPs counted"
-            " here faster."
+            " matmuls in the run's dtype, taken before the sweep and after each round): no code does the FLOPs"
+            " counted here faster."
         )
     if any(r.get("paired_ratio") is not None for r in records):
         lines.append(

@@ -228,8 +228,9 @@ def run_cases(
     build: Callable[[Case, torch.device], Workload] = build_workload,
 ) -> list[dict]:
     """Measure every case in order, ``rounds`` times over, with a progress bar; records carry :func:`environment`
-    and ``matmul_gflops``, the machine's peak matmul rate in the cases' dtype (:func:`matmul_rate`, taken once
-    before the first case).
+    and ``matmul_gflops``, the machine's peak matmul rate in the cases' dtype: the fastest of
+    :func:`matmul_rate` taken before the first round and after each (a slow spell lowers one taking, and a
+    peak set too low would let the compute bounds of the report claim too much).
 
     Each round sweeps the whole grid, so a slow spell of a shared machine falls on one round of every
     configuration rather than on all rounds of a few. A configuration's timings are those of its median
@@ -255,21 +256,25 @@ def run_cases(
     pair_count = sum(reference is not None for reference in references)
     taken: list[list[dict]] = [[] for _ in cases]
     dtype = AMP_DTYPES[cases[0].amp] if cases else torch.float32
-    peak = {"matmul_gflops": matmul_rate(device, dtype, budget_s=settings.budget_s) / 1e9}
+    rates = [matmul_rate(device, dtype, budget_s=settings.budget_s)]
+
+    def summaries(done: list[list[dict]]) -> list[dict]:
+        return [{**_median_round(t), "matmul_gflops": max(rates) / 1e9} for t in done]
+
     with tqdm(total=rounds * len(cases) + pair_count, desc="tam bench", unit="config", disable=not progress,
               dynamic_ncols=True) as bar:
         for round_index in range(rounds):
             round_settings = settings if round_index == 0 else replace(settings, rss=False)
             for index, case in enumerate(cases):
                 bar.set_postfix_str(f"round {round_index + 1}/{rounds} {case.label()}")
-                record = measure_case(case, device, round_settings, build=build)
-                taken[index].append({**record, **environment(device), **peak})
+                taken[index].append({**measure_case(case, device, round_settings, build=build), **environment(device)})
                 bar.update()
                 if on_record is not None and round_index == 0:
-                    on_record([_median_round(t) for t in taken[: index + 1]])
+                    on_record(summaries(taken[: index + 1]))
+            rates.append(matmul_rate(device, dtype, budget_s=settings.budget_s))
             if on_record is not None and round_index > 0:
-                on_record([_median_round(t) for t in taken])
-        records = [{**_median_round(t), **_paired(None)} for t in taken]
+                on_record(summaries(taken))
+        records = [{**summary, **_paired(None)} for summary in summaries(taken)]
         by_case = dict(zip(cases, records))
         done = 0
         for record, case, reference in zip(records, cases, references):
