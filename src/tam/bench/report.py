@@ -289,8 +289,8 @@ def _network_claims(rows: list[dict]) -> list[str]:
     ]
     for row in sorted(rows, key=lambda r: KIND_ORDER.index(r["kind"])):
         none = _reference(rows, row, "none")
-        flops = _quotient(_with_step_flops(row), _with_step_flops(none), "step_flops")
-        flops_note = "" if flops is None else f"; FLOPs {flops:.3g}×"
+        top, bottom = _step_flops(row), _step_flops(none)
+        flops_note = "" if top is None or not bottom else f"; FLOPs {top / bottom:.3g}×"
         if row["kind"] == "tam":
             lines.append(_time_check("tam ÷ none", row, none, 1.10, False) + flops_note)
             lines += _compute_bound(row, none)
@@ -301,12 +301,11 @@ def _network_claims(rows: list[dict]) -> list[str]:
     return lines + [""]
 
 
-def _with_step_flops(record: dict | None) -> dict | None:
-    """``record`` with ``step_flops``, its counted forward plus backward FLOPs (``None`` if not counted)."""
-    if record is None:
+def _step_flops(record: dict | None) -> int | None:
+    """The counted FLOPs of ``record``'s training step, forward plus backward (``None`` if not counted)."""
+    if record is None or record["flops"] is None or record["flops_backward"] is None:
         return None
-    counted = record["flops"] is not None and record["flops_backward"] is not None
-    return {**record, "step_flops": record["flops"] + record["flops_backward"] if counted else None}
+    return record["flops"] + record["flops_backward"]
 
 
 def _compute_bound(row: dict, none: dict | None) -> list[str]:
@@ -319,10 +318,10 @@ def _compute_bound(row: dict, none: dict | None) -> list[str]:
     """
     ratio, _, _ = _time_estimate(row, none)
     peak = row.get("matmul_gflops")
-    top, bottom = _with_step_flops(row), _with_step_flops(none)
-    if ratio is None or peak is None or top["step_flops"] is None or bottom["step_flops"] is None:
+    top, bottom = _step_flops(row), _step_flops(none)
+    if ratio is None or peak is None or top is None or bottom is None:
         return []
-    added = top["step_flops"] - bottom["step_flops"]
+    added = top - bottom
     base_ms = none["time_min_ms"]
     least_ms = added / (peak * 1e9) * 1e3
     ran_ms = (ratio - 1) * base_ms
@@ -333,7 +332,7 @@ def _compute_bound(row: dict, none: dict | None) -> list[str]:
     )
     if ran_ms > 0:
         text += (f"; here they ran at {added / ran_ms / 1e6:.3g} GFLOP/s, the network without attention at"
-                 f" {bottom['step_flops'] / base_ms / 1e6:.3g}")
+                 f" {bottom / base_ms / 1e6:.3g}")
     return [text + "."]
 
 

@@ -24,7 +24,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tam.amp import AMP_MODES
+from tam.amp import AMP_MODES, check_amp
 
 # kind -> (kind of tam.create_attention, its options); "none" exists only in the network suite.
 KINDS: dict[str, tuple[str, dict[str, str]]] = {
@@ -99,8 +99,7 @@ def suite_cases(
         channels_last: feed every case ``channels_last`` inputs.
         amp: run every forward under autocast to this dtype (:data:`AMP_MODES`).
     """
-    if amp not in AMP_MODES:
-        raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
+    check_amp(amp)
     cases = _grid_cases(suite, quick, kinds)
     return [dataclasses.replace(case, channels_last=channels_last, amp=amp) for case in cases]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -29,20 +29,22 @@ class Workload:
     optimizer: torch.optim.Optimizer | None = None
     grad_output: Tensor | None = None
     amp: str = "none"
+    _autocast: torch.autocast = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if (self.loss is None) == (self.grad_output is None):
             raise ValueError("a Workload needs exactly one of loss and grad_output")
+        self._autocast = autocast(self.inputs[0].device.type, self.amp)  # built once, entered every step
 
     def forward(self) -> Tensor:
-        with autocast(self.inputs[0].device.type, self.amp):
+        with self._autocast:
             return self.module(*self.inputs)
 
     def backward(self, output: Tensor) -> None:
         if self.grad_output is not None:
             output.backward(self.grad_output)
         else:
-            with autocast(output.device.type, self.amp):  # the loss too, as tam train computes it
+            with self._autocast:  # the loss too, as tam train computes it
                 loss = self.loss(output)
             loss.backward()
         if self.optimizer is not None:
