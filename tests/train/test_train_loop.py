@@ -11,7 +11,7 @@ import torch
 
 from tam.errors import UserError
 from tam.train import train
-from tam.train.checkpoint import load_checkpoint
+from tam.train.checkpoint import load_checkpoint, weights_path
 from tam.train.config import TrainConfig, from_dict, to_yaml
 
 SMALL = {"model": "preresnet20", "limit_train": 128, "limit_test": 50, "batch_size": 32, "device": "cpu"}
@@ -38,12 +38,12 @@ def weights(out) -> dict:
 @pytest.fixture(scope="module")
 def straight_and_resumed(cifar, tmp_path_factory):
     """Two epochs straight; one epoch, then a resume to two. The lr drops x0.1 after epoch 1, so a scheduler
-    that failed to resume would show."""
+    that failed to resume would show. The resumed run keeps its weights at init and after each epoch."""
     root = tmp_path_factory.mktemp("runs")
     recipe = {"milestones": [1], "epochs": 2}
     train(small_config(cifar, root / "straight", **recipe))
-    train(small_config(cifar, root / "resumed", **{**recipe, "epochs": 1}))
-    train(small_config(cifar, root / "resumed", **recipe), resume=True)
+    train(small_config(cifar, root / "resumed", **{**recipe, "epochs": 1, "keep_weights": [0, 1, 2]}))
+    train(small_config(cifar, root / "resumed", **{**recipe, "keep_weights": [0, 1, 2]}), resume=True)
     return root / "straight", root / "resumed"
 
 
@@ -55,6 +55,20 @@ def test_resume_is_bit_exact(straight_and_resumed):
     for key, state in straight["optimizer"]["state"].items():
         assert torch.equal(state["momentum_buffer"], resumed["optimizer"]["state"][key]["momentum_buffer"])
     assert straight["scheduler"] == resumed["scheduler"]
+
+
+def test_kept_weights_are_the_model_at_those_epochs(straight_and_resumed):
+    straight, resumed = straight_and_resumed
+    assert not (straight / "weights").exists()
+    kept = {epoch: load_checkpoint(weights_path(resumed, epoch)) for epoch in (0, 1, 2)}
+    assert sorted(p.name for p in (resumed / "weights").iterdir()) == ["epoch0.pt", "epoch1.pt", "epoch2.pt"]
+    assert [kept[e]["epoch"] for e in (0, 1, 2)] == [0, 1, 2] and "optimizer" not in kept[2]
+    assert kept[2]["config"]["keep_weights"] == [0, 1, 2]
+    final = weights(resumed)
+    assert all(torch.equal(final[k], v) for k, v in kept[2]["model"].items())
+    name = next(k for k in final if k.endswith("conv.weight") or k.endswith("weight"))
+    assert not torch.equal(kept[0]["model"][name], kept[1]["model"][name])
+    assert not torch.equal(kept[1]["model"][name], kept[2]["model"][name])
 
 
 def test_run_folder_holds_config_metrics_results_and_curves(straight_and_resumed):

@@ -17,6 +17,7 @@ from tam.errors import UserError
 from tam.files import write_atomic
 
 FORMAT_VERSION = 1
+WEIGHTS_DIR = "weights"
 
 
 def save_checkpoint(path: str | Path, checkpoint: dict) -> Path:
@@ -38,6 +39,19 @@ def load_checkpoint(path: str | Path) -> dict:
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT_VERSION:
         raise UserError(f"{path}: not a tam training checkpoint (format {FORMAT_VERSION} expected)")
     return checkpoint
+
+
+def weights_path(run: str | Path, epoch: int) -> Path:
+    """Where ``tam train --keep-weights`` keeps the model weights after ``epoch`` (0: at init) in run folder ``run``."""
+    return Path(run) / WEIGHTS_DIR / f"epoch{epoch}.pt"
+
+
+def save_weights(run: str | Path, epoch: int, config: dict, model: torch.nn.Module) -> Path:
+    """Keep ``model``'s weights after ``epoch`` as a checkpoint with only ``epoch``, ``config`` and ``model``.
+
+    It loads wherever a training checkpoint does for analysis (``tam analyze --checkpoint``), but cannot resume.
+    """
+    return save_checkpoint(weights_path(run, epoch), {"epoch": epoch, "config": config, "model": model.state_dict()})
 
 
 def rng_state() -> dict:

@@ -25,7 +25,8 @@ DTYPES = ("float32", "float64")
 
 # Keys a resumed run may change: where and how it runs, and how long (epochs may be extended).
 # Everything else shapes the trajectory, so a resume with a different value is refused.
-RESUMABLE_KEYS = frozenset({"epochs", "out", "device", "cache_dir", "log_interval", "tensorboard", "compile"})
+RESUMABLE_KEYS = frozenset({"epochs", "out", "device", "cache_dir", "log_interval", "tensorboard", "compile",
+                            "keep_weights"})
 
 
 @dataclasses.dataclass
@@ -80,6 +81,9 @@ class TrainConfig:
     log_interval: int = dataclasses.field(
         default=50, metadata={"help": "steps between progress-bar updates (the only per-step host syncs)"})
     tensorboard: bool = dataclasses.field(default=False, metadata={"help": "also write TensorBoard events"})
+    keep_weights: list[int] = dataclasses.field(
+        default_factory=list,
+        metadata={"help": "epochs whose model weights to keep as weights/epoch<E>.pt, e.g. 0,1,2,4 (0: at init)"})
 
     def __post_init__(self) -> None:
         for key, allowed in (("attention", ATTENTION_KINDS), ("schedule", SCHEDULES), ("amp", AMP_MODES),
@@ -90,6 +94,8 @@ class TrainConfig:
         for key in positive:
             if getattr(self, key) < 1:
                 raise UserError(f"{key}: must be at least 1, got {getattr(self, key)}")
+        if any(epoch < 0 for epoch in self.keep_weights):
+            raise UserError(f"keep_weights: epochs must be at least 0, got {self.keep_weights}")
         if self.crop_padding < 0:
             raise UserError(f"crop_padding: must be at least 0, got {self.crop_padding}")
         for key in ("limit_train", "limit_test"):

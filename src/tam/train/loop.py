@@ -21,7 +21,7 @@ from tam.amp import autocast as amp_autocast
 from tam.errors import UserError
 from tam.files import write_text_atomic
 from tam.train import distributed
-from tam.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from tam.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, save_weights, set_rng_state
 from tam.train.config import TrainConfig, incompatible_keys, to_yaml
 from tam.train.metrics import MetricsWriter, progress
 from tam.train.model import model_from_config
@@ -108,6 +108,8 @@ def _train(config: TrainConfig, resume: bool, context: distributed.Context) -> d
         print(f"{config.model} attention={config.attention}: {params:,} parameters, {len(train_pick)} train / "
               f"{len(test_pick)} test images, {context.world_size} x {device}, epochs {start_epoch + 1}..{config.epochs}",
               flush=True)
+        if start_epoch == 0 and 0 in config.keep_weights:
+            save_weights(out, 0, config.to_dict(), model)
 
     for epoch in range(start_epoch, config.epochs):
         epoch_start = time.perf_counter()
@@ -141,6 +143,8 @@ def _train(config: TrainConfig, resume: bool, context: distributed.Context) -> d
         if context.is_main:
             # Metrics before the checkpoint: a kill in between re-runs this epoch and drops its record.
             writer.log(record)
+            if epoch + 1 in config.keep_weights:  # before the checkpoint: a kill in between re-runs this epoch
+                save_weights(out, epoch + 1, config.to_dict(), model)
             save_checkpoint(out / CHECKPOINT, {
                 "epoch": epoch + 1, "config": config.to_dict(), "config_digest": config.digest(),
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
