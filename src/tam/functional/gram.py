@@ -1,0 +1,122 @@
+"""TAM's Gram form: the whole block folded into one ``C×C`` map per sample through ``x xᵀ``."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from tam.functional.checks import NORMALIZATIONS, check_choice
+from tam.functional.products import is_channels_last, product_in_layout, scaled_bmm
+
+
+def gram_transposed_attention(
+    x: Tensor,
+    w_theta: Tensor,
+    w_phi: Tensor,
+    w_g: Tensor,
+    w_z: Tensor,
+    *,
+    heads: int,
+    normalization: str = "scale",
+) -> Tensor:
+    """``Wz · transposed_attention(Wθ x, Wφ x, Wg x)`` through the Gram matrix ``x xᵀ`` (DESIGN §1).
+
+    Per head ``v kᵀ = Wg_h (x xᵀ) Wφ_hᵀ``, so the whole block folds into one ``C×C`` map per sample:
+    ``P = Wz · blockdiag(M_h) · Wθ``, applied to ``x``. Cost ``2·N·C²`` plus terms free of ``N``,
+    whatever the number of heads; q, k and v are never formed. Valid for ``full`` geometry without
+    positional encoding.
+
+    The backward is written out (:class:`_GramForm`): ``x`` is used twice, in ``x xᵀ`` and in ``P x``, and
+    its gradient ``Pᵀ dy + (dG + dGᵀ) x / N`` is formed by two products into one buffer, where autograd
+    would write one per use and add them in a further pass over ``[B, C, N]``.
+
+    Shape:
+        x: ``[B, C, N]``; w_theta, w_phi, w_g: ``[E, C]``; w_z: ``[C, E]`` -> ``[B, C, N]``, in the layout of
+        ``x`` (channel-innermost strides when ``x`` has them)
+    """
+    check_choice("normalization", normalization, NORMALIZATIONS)
+    return _GramForm.apply(x, w_theta, w_phi, w_g, w_z, heads, normalization)
+
+
+class _GramForm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w_theta, w_phi, w_g, w_z, heads: int, normalization: str):
+        embed = w_theta.shape[0]
+        d = embed // heads
+        n = x.shape[-1]
+        # x xᵀ itself can overflow fp16 where the output fits: form the *mean* outer product (entries bounded
+        # by max x²; scaled on the accumulator), and apply the rest of the scale to the small d×d maps.
+        gram = scaled_bmm(x, x.transpose(-1, -2), 1 / n)  # [B, C, C]
+        # v kᵀ / N for every pair of embed channels, then only the blocks within a head: one matmul whatever h,
+        # where per-head products would be h tiny ones (d×d blocks cost as much time as the whole E×E map).
+        wg_gram = product_in_layout(w_g, gram, channels_last=False)  # [B, E, C]
+        pairs = torch.matmul(wg_gram, w_phi.transpose(0, 1))  # [B, E, E]
+        if normalization == "scale":
+            mask = _scaled_head_mask(embed, d, n, pairs)
+            m = weights = pairs * mask  # mask and scale in one pass
+        else:
+            mask = _same_head(embed, d, pairs.device)
+            weights = torch.softmax((pairs * n**0.5).masked_fill(~mask, float("-inf")), dim=-1)
+            m = weights * d**-0.5
+        folded = torch.matmul(m, w_theta)  # [B, E, C]: blockdiag(M_h) · Wθ
+        p = product_in_layout(w_z, folded, channels_last=False)  # [B, C, C]
+        ctx.save_for_backward(x, w_theta, w_phi, w_g, w_z, gram, wg_gram, weights, folded, p, mask)
+        ctx.normalization, ctx.scales = normalization, (n, d)
+        return product_in_layout(p, x, channels_last=is_channels_last(x))
+
+    @staticmethod
+    def backward(ctx, grad):
+        *saved, mask = ctx.saved_tensors
+        x, w_theta, w_phi, w_g, w_z, gram, wg_gram, weights, folded, p = (
+            t if t.dtype == grad.dtype else t.to(grad.dtype) for t in saved
+        )
+        n, d = ctx.scales
+        # Back through y = P x, P = Wz F, F = m Wθ, m = f(pairs), pairs = (Wg G) Wφᵀ, G = x xᵀ / N.
+        d_p = torch.matmul(grad, x.transpose(-1, -2))  # [B, C, C]
+        d_folded = product_in_layout(w_z.transpose(0, 1), d_p, channels_last=False)  # [B, E, C]
+        d_m = torch.matmul(d_folded, w_theta.transpose(0, 1))  # [B, E, E]
+        if ctx.normalization == "scale":
+            d_pairs = d_m * mask.to(d_m.dtype)
+        else:  # m = softmax(pairs·sqrt(N), within heads) / sqrt(d)
+            d_weights = d_m * d**-0.5
+            d_pairs = weights * (d_weights - (d_weights * weights).sum(-1, keepdim=True)) * n**0.5
+        d_wg_gram = torch.matmul(d_pairs, w_phi)  # [B, E, C]
+        d_x = None
+        if ctx.needs_input_grad[0]:
+            # Pᵀ dy + (dG + dGᵀ) x / N, the second product accumulating into the first, in the layout of x.
+            # (PyTorch's CPU baddbmm_ still copies its target before accumulating: the pass an addition would
+            # cost, without a second [B, C, N] buffer.)
+            d_gram = product_in_layout(w_g.transpose(0, 1), d_wg_gram, channels_last=False)  # [B, C, C]
+            sym = d_gram + d_gram.transpose(-1, -2)
+            if is_channels_last(saved[0]):
+                d_x = torch.matmul(grad.transpose(-1, -2), p).baddbmm_(x.transpose(-1, -2), sym, alpha=1 / n)
+                d_x = d_x.transpose(-1, -2)
+            else:
+                d_x = torch.matmul(p.transpose(-1, -2), grad).baddbmm_(sym, x, alpha=1 / n)
+        m = weights if ctx.normalization == "scale" else weights * d**-0.5
+        weight_grads = (  # each a sum over the batch of per-sample products
+            lambda: torch.matmul(m.transpose(-1, -2), d_folded),  # Wθ
+            lambda: torch.matmul(d_pairs.transpose(-1, -2), wg_gram),  # Wφ
+            lambda: torch.matmul(d_wg_gram, gram),  # Wg (G is symmetric)
+            lambda: torch.matmul(d_p, folded.transpose(-1, -2)),  # Wz
+        )
+        grads = [d_x, *(g().sum(0) if needed else None for g, needed in zip(weight_grads, ctx.needs_input_grad[1:5]))]
+        grads = [g if g is None or g.dtype == t.dtype else g.to(t.dtype) for g, t in zip(grads, saved[:5])]
+        return (*grads, None, None)
+
+
+def _same_head(embed: int, d: int, device: torch.device) -> Tensor:
+    """``[E, E]`` bool: whether two embed channels belong to the same head (heads of width ``d``)."""
+    head = torch.arange(embed, device=device) // d
+    return head.unsqueeze(1) == head.unsqueeze(0)
+
+
+def _scaled_head_mask(embed: int, d: int, n: int, like: Tensor) -> Tensor:
+    """``[E, E]``: ``sqrt(N/d)`` where both embed channels belong to the same head, else 0."""
+    return _same_head(embed, d, like.device).to(like.dtype) * (n / d) ** 0.5
+
+
+def gram_macs(n: int, channels: int, embed: int, heads: int) -> int:
+    """Multiply-accumulates per sample of the block in Gram form (``x xᵀ``, the folded map, its product):
+    the same for every number of heads."""
+    return 2 * n * channels * channels + embed * channels * (2 * channels + embed) + embed * embed * channels

@@ -1,0 +1,68 @@
+"""Matrix products in the layout their consumers read: weights broadcast over the batch, channels_last
+outputs, scales applied on the accumulator."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def weight_matmul(weight: Tensor, t: Tensor, *, channels_last: bool = False) -> Tensor:
+    """``weight @ t[b]`` for every sample, as one ``bmm`` with a 2-D weight broadcast over the batch.
+
+    ``torch.matmul(weight, t)`` with a 2-D ``weight`` folds the batch into one ``mm`` and then copies the
+    transposed product into place; the broadcast form writes it where it belongs. With ``channels_last``
+    the product is written channel-innermost (``t[b]ᵀ weightᵀ``, returned as its ``[B, O, N]`` view): the
+    layout of a flattened ``channels_last`` feature map, so BN and the residual sum read it in order. Its
+    backward returns the gradient of ``t`` in the layout of ``t``, where autograd would write it
+    channel-innermost too and the layer before would have to copy it.
+
+    Shape:
+        weight: ``[O, I]`` or per sample ``[B, O, I]``, t: ``[B, I, N]`` -> ``[B, O, N]``
+    """
+    if channels_last:
+        return _ChannelsLastMatmul.apply(weight, t)
+    return product_in_layout(weight, t, channels_last=False)
+
+
+def product_in_layout(weight: Tensor, t: Tensor, channels_last: bool) -> Tensor:
+    """:func:`weight_matmul` without autograd bookkeeping, for autograd Functions that write their own backward."""
+    if channels_last:
+        return torch.matmul(t.transpose(-1, -2), weight.expand(t.shape[0], -1, -1).transpose(-1, -2)).transpose(-1, -2)
+    return torch.matmul(weight.expand(t.shape[0], -1, -1), t)
+
+
+class _ChannelsLastMatmul(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, weight: Tensor, t: Tensor) -> Tensor:
+        ctx.save_for_backward(weight, t)
+        return product_in_layout(weight, t, channels_last=True)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        weight, t = ctx.saved_tensors
+        grad_weight = grad_t = None
+        if ctx.needs_input_grad[0]:
+            grad_weight = torch.matmul(grad, t.to(grad.dtype).transpose(-1, -2))  # [B, O, I]
+            grad_weight = (grad_weight.sum(0) if weight.dim() == 2 else grad_weight).to(weight.dtype)
+        if ctx.needs_input_grad[1]:
+            w_t = weight.to(grad.dtype).transpose(-1, -2)
+            grad_t = weight_matmul(w_t, grad, channels_last=is_channels_last(t)).to(t.dtype)
+        return grad_weight, grad_t
+
+
+def is_channels_last(t: Tensor) -> bool:
+    """Whether ``[B, C, N]`` keeps its channels innermost, as a flattened ``channels_last`` map does."""
+    return t.stride(1) < t.stride(2)
+
+
+def scaled_bmm(a: Tensor, b: Tensor, scale: float) -> Tensor:
+    """``scale · (a @ b)`` with the scale applied to the accumulator before the result is stored.
+
+    Half-precision inputs then never store the unscaled product (which can overflow fp16 where the scaled
+    one fits), and no pass over ``a`` or ``b`` is spent on scaling them.
+
+    Shape:
+        a: ``[B, M, K]``, b: ``[B, K, N]`` -> ``[B, M, N]``
+    """
+    return torch.baddbmm(a.new_zeros(()), a, b, beta=0, alpha=scale)
