@@ -174,7 +174,7 @@ def test_cache_of_another_source_is_refused(tmp_path, run_cli):
     code, _, stderr = run_cli("prepare", b, "--out", out)
     assert code == 2 and stderr.count("\n") == 1
     assert re.search(r"ds\.pt: holds the cache of another source \(.*a\.tar\.gz\), not of .*b\.tar\.gz; "
-                     r"delete it or replace it with `tam data prepare --force`", stderr), stderr
+                     r"delete it or replace it with `tam data prepare --overwrite`", stderr), stderr
     assert out.read_bytes() == before
     code, stdout, _ = run_cli("prepare", a, "--out", out)
     assert code == 0 and stdout.startswith("up to date")

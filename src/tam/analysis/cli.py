@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from tam.errors import UserError
+from tam.runfolder import RunFolder
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -16,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="SOURCE",
                         help="dataset source or prepared cache; its test split is analysed")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.md, analysis.json and PNGs")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into an --out that holds another command's run or files of your own")
     parser.add_argument("--images", type=int, default=128,
                         help="class-balanced test images for the statistics (default: 128)")
     parser.add_argument("--figure-images", type=int, default=4,
@@ -55,10 +58,7 @@ def checkpoint_path(value: str) -> Path:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from tam.analysis.analyze import QUERY_POINTS, analyze
-    from tam.analysis.model import load_trained
-    from tam.data import DeviceLoader, load_dataset
-    from tam.train.subset import balanced_subset
+    from tam.analysis.analyze import QUERY_POINTS
 
     for flag, value in (("--images", args.images), ("--figure-images", args.figure_images),
                         ("--query-block", args.query_block)):
@@ -74,6 +74,26 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--device: CUDA is not available on this machine")
 
     path = checkpoint_path(args.checkpoint)
+    with RunFolder.claim(args.out, command="analyze", overwrite=args.overwrite, inputs=[path, args.data]) as run:
+        analysis = _analyze(args, path, device, points)
+    for block in analysis["blocks"]:
+        if "magnitude_correlation" in block:
+            print(f"{block['name']}: {block['kind']} {block['normalization']} {block['geometry']}  "
+                  f"rho(|k|) {block['magnitude_correlation']['mean']:+.2f}  "
+                  f"rho(cos) {block['direction_correlation']['mean']:+.2f}  "
+                  f"row entropy {block['row_entropy']['mean']:.2f}")
+    print(f"wrote {run.path / 'report.md'}")
+    return 0
+
+
+def _analyze(args: argparse.Namespace, path: Path, device, points) -> dict:
+    import torch
+
+    from tam.analysis.analyze import analyze
+    from tam.analysis.model import load_trained
+    from tam.data import DeviceLoader, load_dataset
+    from tam.train.subset import balanced_subset
+
     dataset = load_dataset(args.data, cache_dir=args.cache_dir)
     model, about = load_trained(path, dataset.num_classes)
     model.to(device)
@@ -85,13 +105,5 @@ def run(args: argparse.Namespace) -> int:
     std = torch.tensor(dataset.std, device=device).view(1, -1, 1, 1)
     shown = balanced_subset(labels.cpu(), min(args.figure_images, len(labels))).tolist()
     about["data"] = f"{args.data} ({dataset.name}, test split, {len(pick)} class-balanced images)"
-    analysis = analyze(model, images, images * std + mean, args.out, labels=labels, figure_images=shown,
-                       points=points, query_block=args.query_block, about=about)
-    for block in analysis["blocks"]:
-        if "magnitude_correlation" in block:
-            print(f"{block['name']}: {block['kind']} {block['normalization']} {block['geometry']}  "
-                  f"rho(|k|) {block['magnitude_correlation']['mean']:+.2f}  "
-                  f"rho(cos) {block['direction_correlation']['mean']:+.2f}  "
-                  f"row entropy {block['row_entropy']['mean']:.2f}")
-    print(f"wrote {Path(args.out) / 'report.md'}")
-    return 0
+    return analyze(model, images, images * std + mean, args.out, labels=labels, figure_images=shown,
+                   points=points, query_block=args.query_block, about=about)

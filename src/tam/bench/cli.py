@@ -17,6 +17,7 @@ import time
 from tam.amp import AMP_MODES
 from tam.bench.suites import KINDS, SUITES
 from tam.errors import UserError
+from tam.runfolder import RunFolder
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "leaves free, at least 1: threads beyond the free cores stall at every op waiting for one)",
     )
     parser.add_argument("--out", default="runs/bench", help="output folder (default: runs/bench)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into an --out that holds another command's run or files of your own")
     parser.add_argument(
         "--budget", type=float, default=None, metavar="SECONDS",
         help="seconds of timed repetitions per timing (default: 0.1 with --quick, else 1.0)",
@@ -77,7 +80,6 @@ def run(args: argparse.Namespace) -> int:
     from tam.bench.suites import suite_cases
 
     device = _device(args.device)
-    out = _out_dir(args.out)
     if args.budget is not None and not args.budget > 0:
         raise UserError(f"--budget must be a positive number of seconds, got {args.budget}")
     if args.memory_limit is not None and not args.memory_limit > 0:
@@ -106,11 +108,13 @@ def run(args: argparse.Namespace) -> int:
     cases = [case for suite in suites for case in suite_cases(suite, quick=args.quick, kinds=tuple(args.kinds),
                                                          channels_last=args.channels_last, amp=args.amp)]
     start = time.perf_counter()
-    records = run_cases(
-        cases, device, settings, rounds=args.rounds, pairs=args.pairs,
-        on_record=lambda so_far: write_report(so_far, out, plots=False),
-    )
-    paths = write_report(records, out)
+    # Claimed before measuring: an --out that cannot be written fails now, not after the measurements.
+    with RunFolder.claim(args.out, command="bench", overwrite=args.overwrite) as run:
+        records = run_cases(
+            cases, device, settings, rounds=args.rounds, pairs=args.pairs,
+            on_record=lambda so_far: write_report(so_far, run.path, plots=False),
+        )
+        paths = write_report(records, run.path)
     oom = sum(r["status"] == "oom" for r in records)
     print(
         f"{len(records)} configurations ({oom} out of memory) on {records[0]['device_name']} "
@@ -147,15 +151,6 @@ def _device(name: str):
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {name}: CUDA is not available on this machine (torch {torch.__version__})")
     return device
-
-
-def _out_dir(name: str):
-    from pathlib import Path
-
-    out = Path(name)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {name}: exists and is not a folder")
-    return out
 
 
 def _available_memory() -> int:

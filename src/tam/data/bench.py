@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from tam.data.cache import load_dataset
 from tam.data.dataset import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD
 from tam.data.loader import DeviceLoader
+from tam.files import write_text_atomic
 
 
 def _sync(device: torch.device) -> None:
@@ -218,8 +219,7 @@ def markdown(result: dict) -> str:
 
 def write_results(result: dict, out: str | Path) -> tuple[Path, Path]:
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "loader.json", out / "loader.md"
-    json_path.write_text(json.dumps(result, indent=2) + "\n")
-    md_path.write_text(markdown(result))
+    write_text_atomic(json_path, json.dumps(result, indent=2) + "\n")
+    write_text_atomic(md_path, markdown(result))
     return json_path, md_path

@@ -30,6 +30,7 @@ from tam.data.sources import read_source
 from tam.data.tree import sniff
 from tam.errors import UserError
 from tam.files import write_atomic
+from tam.runfolder import check_apart
 
 FORMAT = "tam.data.prepared"
 VERSION = 1
@@ -193,15 +194,19 @@ def prepare(
     source = Path(source)
     _check_raw_source(source)
     source_fingerprint = fingerprint(source)
+    flag = "--out" if out is not None else "--cache-dir"
     out = Path(out) if out is not None else cache_path_for(source, source_fingerprint, cache_dir)
+    check_apart(out, [source], flag=flag)
+    if out.is_dir():
+        raise UserError(f"{out}: is a folder; --out names the cache file to write")
     if out.exists() and not force:
         if not is_cache_file(out):
-            raise UserError(f"{out}: exists and is not a tam dataset cache; refusing to overwrite it (use --force)")
+            raise UserError(f"{out}: exists and is not a tam dataset cache; refusing to overwrite it (use --overwrite)")
         existing = load_cache(out)
         if existing.fingerprint != source_fingerprint:
             raise UserError(
                 f"{out}: holds the cache of another source ({existing.source}), not of {source}; "
-                "delete it or replace it with `tam data prepare --force`"
+                "delete it or replace it with `tam data prepare --overwrite`"
             )
         return existing, out, False
     ds = read_source(source, workers=workers)

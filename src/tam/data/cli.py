@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="CIFAR-10/100 python release, Tiny-ImageNet folder or image folder (folder or archive)")
     p.add_argument("--out", help="cache file to write (default: the automatic cache in --cache-dir)")
     p.add_argument("--cache-dir", help="automatic cache folder (default: $TAM_CACHE_DIR or ~/.cache/tam)")
-    p.add_argument("--force", action="store_true", help="replace --out even if it holds something else")
+    p.add_argument("--overwrite", "--force", dest="force", action="store_true",
+                   help="replace --out even if it holds something else")
     p.add_argument("--workers", type=int, help="decoding processes (default: CPU count, at most 8)")
 
     p = sub.add_parser("info", help="describe a prepared cache")
@@ -44,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--no-model", action="store_true", help="skip the preresnet20 step yardstick")
     p.add_argument("--note", help="a remark recorded with the results (e.g. what else ran on the machine)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an --out that holds another command's run or files of your own")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,6 +116,16 @@ def _download(args) -> int:
 
 
 def _bench(args) -> int:
+    from tam.runfolder import RunFolder
+
+    with RunFolder.claim(args.out, command="data bench", overwrite=args.overwrite, inputs=[args.source]) as run:
+        json_path, md_path = _bench_into(args, run.path)
+    print(md_path.read_text(), end="")
+    print(f"wrote {json_path} and {md_path}")
+    return 0
+
+
+def _bench_into(args, out: Path) -> tuple[Path, Path]:
     import torch
 
     from tam.data.bench import run_bench, write_results
@@ -136,7 +149,4 @@ def _bench(args) -> int:
     result["command"] = " ".join(["tam data bench", *(f"{k} {v}" for k, v in options.items() if v is not None), *flags])
     if args.note:
         result["note"] = args.note
-    json_path, md_path = write_results(result, args.out)
-    print(md_path.read_text(), end="")
-    print(f"wrote {json_path} and {md_path}")
-    return 0
+    return write_results(result, out)

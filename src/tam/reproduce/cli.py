@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tam.errors import UserError
+from tam.runfolder import RunFolder
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     parser.add_argument("--resume", action="store_true", help="continue an experiment folder: skip finished "
                                                               "runs, resume interrupted ones")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into an --out that holds another command's run or files of your own")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,9 +32,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/reproduce/{experiment.name}-{args.budget}")
     if args.seeds is not None and args.seeds < 1:
         raise UserError(f"--seeds must be ≥ 1, got {args.seeds}")
-    if out.exists() and any(out.iterdir()) and not args.resume:
-        raise UserError(f"--out {out}: holds an earlier experiment; pass --resume to continue it, "
-                        "or choose another --out")
-    readme = reproduce(experiment, args.budget, out, seeds=args.seeds, data=args.data, device=args.device)
+    with RunFolder.claim(out, command="reproduce", resume=args.resume, overwrite=args.overwrite,
+                         inputs=[args.data], adopts="*/seed*/config.yaml") as run:
+        if run.previous is not None and not args.resume:
+            raise UserError(f"--out {out}: holds an earlier experiment; pass --resume to continue it, "
+                            "or choose another --out")
+        readme = reproduce(experiment, args.budget, out, seeds=args.seeds, data=args.data, device=args.device)
     print(f"table: {readme}")
     return 0

@@ -73,8 +73,18 @@ class Experiment:
     def cells(self, budget: str) -> list[Cell]:
         """The grid of ``budget`` expanded, in file order."""
         grid = self.budget(budget).get("grid", self.grid)
+        where = f"experiment {self.name}" + (f", budget {budget}" if "grid" in self.budget(budget) else "")
+        if not isinstance(grid, list):
+            raise UserError(f"{where}: the grid must be a list of entries like {{attention: [nl, tam]}}, "
+                            f"got {type(grid).__name__}")
         cells = []
-        for entry in grid:
+        for number, entry in enumerate(grid, 1):
+            if not isinstance(entry, dict) or not entry:
+                raise UserError(f"{where}: grid entry {number} must map keys to lists of values, got {entry!r}")
+            for key, values in entry.items():
+                if not isinstance(values, list) or not values:
+                    raise UserError(f"{where}: grid entry {number}, key {key}: expected a non-empty list of values "
+                                    f"(e.g. {key}: [{values!r}]), got {values!r}")
             keys = list(entry)
             for values in itertools.product(*(entry[key] for key in keys)):
                 cells.append(Cell(dict(zip(keys, values))))

@@ -13,6 +13,7 @@ from tam.errors import UserError
 from tam.reproduce.experiment import REPO_ROOT, Cell, Experiment
 from tam.train.config import TrainConfig, from_dict, incompatible_keys, load_yaml
 from tam.files import write_text_atomic
+from tam.runfolder import child
 
 COST_JSON = "cost.json"
 # Attention kind of training -> the bench kind it runs as (Non-local "auto" takes the fused kernel).
@@ -32,7 +33,8 @@ def resolve_source(experiment: Experiment, data: str | None) -> str:
 
 
 def run_folder(out: Path, cell: Cell, seed: int) -> Path:
-    return out / cell.name / f"seed{seed}"
+    """``<out>/<cell name>/seed<seed>``; a cell name that would lead elsewhere is refused."""
+    return child(out, cell.name, what=f"grid cell {cell.values}") / f"seed{seed}"
 
 
 def cell_config(experiment: Experiment, budget: str, cell: Cell, seed: int, source: str, out: Path,

@@ -13,6 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="YAML", help="a YAML file of config keys (flags override it)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from OUT/checkpoint.pt if present (the config must match, epochs may grow)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start afresh in an --out that holds an earlier run or files of your own")
     types, defaults = field_types(), TrainConfig()
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
@@ -43,5 +45,5 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 def run(args: argparse.Namespace) -> int:
     from tam.train.loop import train
 
-    train(resolve_config(args), resume=args.resume)
+    train(resolve_config(args), resume=args.resume, overwrite=args.overwrite)
     return 0

@@ -20,6 +20,7 @@ from torch import nn
 from tam.amp import autocast as amp_autocast
 from tam.errors import UserError
 from tam.files import write_text_atomic
+from tam.runfolder import RunFolder
 from tam.train import distributed
 from tam.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, save_weights, set_rng_state
 from tam.train.config import TrainConfig, incompatible_keys, to_yaml
@@ -36,20 +37,29 @@ CONFIG_YAML = "config.yaml"
 RESULTS_JSON = "results.json"
 
 
-def train(config: TrainConfig, *, resume: bool = False) -> dict:
+def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> dict:
     """Train as ``config`` says and return the results (also written to ``<out>/results.json`` by rank 0).
 
+    Rank 0 claims ``config.out`` as a ``tam train`` run folder (:class:`tam.runfolder.RunFolder`): locked while
+    the run lasts, refused if another command owns it or it holds someone else's files, unless ``overwrite``.
     With ``resume``, continue from ``<out>/checkpoint.pt`` when it exists (refusing an incompatible config);
-    without it, refuse to overwrite a run folder that already holds a checkpoint.
+    without it, refuse a run folder that already holds a checkpoint (``overwrite`` starts afresh instead).
     """
     context = distributed.setup(config.device)
     try:
-        return _train(config, resume, context)
+        if not context.is_main:
+            return _train(config, resume, context, None)
+        with RunFolder.claim(config.out, command="train", resume=resume, overwrite=overwrite,
+                             inputs=[config.data], adopts=CONFIG_YAML) as run:
+            run.update(config=config.to_dict(), config_digest=config.digest())
+            if overwrite:
+                (Path(config.out) / CHECKPOINT).unlink(missing_ok=True)  # a folder written before manifests
+            return _train(config, resume, context, run)
     finally:
         distributed.teardown()
 
 
-def _train(config: TrainConfig, resume: bool, context: distributed.Context) -> dict:
+def _train(config: TrainConfig, resume: bool, context: distributed.Context, run: RunFolder | None) -> dict:
     from tam.data import DeviceLoader, load_dataset
 
     device, out = context.device, Path(config.out)
@@ -184,7 +194,8 @@ def evaluate(model: nn.Module, loader, autocast: torch.autocast, dtype: torch.dt
 def _checkpoint_to_resume(path: Path, config: TrainConfig, resume: bool) -> dict | None:
     if not resume:
         if path.exists():
-            raise UserError(f"{path}: a checkpoint exists; pass --resume to continue it, or choose another --out")
+            raise UserError(f"{path}: a checkpoint exists; pass --resume to continue it, --overwrite to start "
+                            "afresh, or choose another --out")
         return None
     if not path.exists():
         print(f"{path}: no checkpoint yet; starting from scratch", flush=True)

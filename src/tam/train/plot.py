@@ -6,9 +6,11 @@ import argparse
 from pathlib import Path
 
 from tam.errors import UserError
+from tam.runfolder import check_apart
 from tam.train.metrics import METRICS_JSONL, read_metrics
 
 CURVES_PNG = "curves.png"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def plot_runs(run_dirs: list[str | Path], out: str | Path) -> Path:
@@ -48,11 +50,19 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path) -> Path:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run folders written by `tam train`")
     parser.add_argument("--out", help=f"PNG to write (default: RUN/{CURVES_PNG} when one run is given)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an --out file that is not a PNG")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.out is None and len(args.runs) > 1:
         raise UserError("--out: required when plotting more than one run")
-    out = plot_runs(args.runs, args.out or Path(args.runs[0]) / CURVES_PNG)
+    out = Path(args.out or Path(args.runs[0]) / CURVES_PNG)
+    check_apart(out, [Path(run) / METRICS_JSONL for run in args.runs])
+    if out.is_dir():
+        raise UserError(f"--out {out}: is a folder; --out names the PNG file to write")
+    if out.is_file() and not args.overwrite and out.read_bytes()[:8] != PNG_SIGNATURE:
+        raise UserError(f"--out {out}: exists and is not a PNG; choose another --out, or pass --overwrite "
+                        "to replace it")
+    out = plot_runs(args.runs, out)
     print(out)
     return 0
