@@ -84,7 +84,7 @@ def test_on_a_registry_model():
         ([""], r"no module named ''"),
         ([], r"non-empty list"),
         (["block", "block"], r"repeated: \['block'\]"),
-        (["head"], r"'head' outputs \(1, 5\); attention needs a \[B, C, \*S\] tensor"),
+        (["head"], r"'head' outputs \[1, 5\], not a feature map \[B, C, \*S\] with 2 spatial dims like the input"),
         (["unused"], r"\['unused'\] were not called"),
     ],
 )
@@ -93,3 +93,37 @@ def test_refuses_bad_sites(after, match):
     with pytest.raises(ValueError, match=match):
         insert_attention(net, after, kind="tam", input_size=(3, 16, 16))
     assert not _blocks(net)
+
+
+class TinyViT(nn.Module):
+    """A ViT in miniature: patches -> tokens ``[B, N, C]`` -> blocks that keep ``[B, N, C]``."""
+
+    def __init__(self):
+        super().__init__()
+        self.patch = nn.Conv2d(3, 12, 4, stride=4)
+        self.blocks = nn.Sequential(nn.Linear(12, 12), nn.Linear(12, 12))
+
+    def forward(self, x):
+        return self.blocks(self.patch(x).flatten(2).transpose(1, 2)).mean(1)
+
+
+def test_refuses_token_outputs_in_one_line():
+    net = TinyViT()
+    with pytest.raises(ValueError) as caught:
+        insert_attention(net, "blocks.1", kind="tam", input_size=(3, 16, 16))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("after: module 'blocks.1' outputs [1, 16, 12], not a feature map [B, C, *S]")
+    assert "token sequence [B, N, C]" in message
+    assert not _blocks(net)
+    # the patch embedding before the tokens is a feature map, and takes attention
+    insert_attention(net, "patch", kind="tam", input_size=(3, 16, 16))
+    assert [b.channels for b in _blocks(net)] == [12]
+
+
+def test_blocks_are_created_in_the_sites_dtype_or_as_told():
+    net = Net().double()
+    insert_attention(net, "block", kind="tam", input_size=(3, 16, 16))
+    assert {p.dtype for p in _blocks(net)[0].parameters()} == {torch.float64}
+    net = insert_attention(Net(), "block", kind="tam", input_size=(3, 16, 16), device="meta")
+    assert all(p.is_meta for p in _blocks(net)[0].parameters())

@@ -17,7 +17,8 @@ class CrissCross(AttentionBlock):
     Args:
         channels: input and output channels.
         recurrence: number of passes R ≥ 1 (2 in CCNet).
-        **shell: ``heads``, ``embed_channels``, ``pos_encoding``, ``init``, ``init_std``.
+        **shell: ``heads``, ``embed_channels``, ``pos_encoding``, ``init``, ``init_std``,
+            ``device``, ``dtype``.
 
     Shape:
         x: ``[B, C, H, W]`` -> same shape.

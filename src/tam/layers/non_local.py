@@ -20,7 +20,8 @@ class NonLocal(AttentionBlock):
         softmax_scale: τ, the logit scale of ``softmax``.
         subsample: max-pool keys and values by 2 on every spatial axis (as in the paper); every side must be ≥ 2.
         impl: ``"naive"`` (materialises the N×N map) | ``"sdpa"`` (fused kernel; softmax only) | ``"auto"``.
-        **shell: ``heads``, ``embed_channels``, ``geometry``, ``pos_encoding``, ``init``, ``init_std``.
+        **shell: ``heads``, ``embed_channels``, ``geometry``, ``pos_encoding``, ``init``, ``init_std``,
+            ``device``, ``dtype``.
 
     Shape:
         x: ``[B, C, *S]`` (1 to 3 spatial dims) -> same shape.

@@ -62,6 +62,9 @@ class AttentionBlock(nn.Module, abc.ABC):
         pos_encoding: ``None`` | ``"sincos"``: fixed positions added to the inputs of Wθ and Wφ only.
         init: ``"normal"`` (N(0, init_std), as in the Non-local paper) | ``"he"`` (Kaiming fan-out).
         init_std: standard deviation of the ``"normal"`` init.
+        device, dtype: where and in which dtype the parameters and buffers are created (PyTorch's factory
+            kwargs, as ``nn.Conv2d`` takes them; timm passes them to an ``attn_layer``). ``device="meta"``
+            builds without memory; ``to_empty(device=...)`` then ``reset_parameters()`` gives the init.
 
     Shape:
         x: ``[B, C, *S]`` with 1 to 3 spatial dims -> same shape.
@@ -82,8 +85,11 @@ class AttentionBlock(nn.Module, abc.ABC):
         pos_encoding: str | None = None,
         init: str = "normal",
         init_std: float = 0.01,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ):
         super().__init__()
+        factory_kwargs = {"device": device, "dtype": dtype}
         self.channels = check_int("channels", channels, 1)
         self.heads = check_int("heads", heads, 1)
         default = embed_channels is None
@@ -107,20 +113,22 @@ class AttentionBlock(nn.Module, abc.ABC):
         self.init = init
         self.init_std = check_positive("init_std", init_std)
 
-        self.theta = nn.Conv1d(channels, self.embed_channels, 1, bias=False)
-        self.phi = nn.Conv1d(channels, self.embed_channels, 1, bias=False)
-        self.g = nn.Conv1d(channels, self.embed_channels, 1, bias=False)
-        self.z = nn.Conv1d(self.embed_channels, channels, 1, bias=False)
-        self.bn = BatchNorm(channels)
+        self.theta = nn.Conv1d(channels, self.embed_channels, 1, bias=False, **factory_kwargs)
+        self.phi = nn.Conv1d(channels, self.embed_channels, 1, bias=False, **factory_kwargs)
+        self.g = nn.Conv1d(channels, self.embed_channels, 1, bias=False, **factory_kwargs)
+        self.z = nn.Conv1d(self.embed_channels, channels, 1, bias=False, **factory_kwargs)
+        self.bn = BatchNorm(channels, **factory_kwargs)
         self.positions = SinCosPositions(channels) if pos_encoding == "sincos" else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """The init: projections as ``init`` says, BN statistics reset and γ = β = 0 (identity block)."""
         for conv in (self.theta, self.phi, self.g, self.z):
             if self.init == "normal":
                 nn.init.normal_(conv.weight, std=self.init_std)
             else:
                 nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+        self.bn.reset_running_stats()
         nn.init.zeros_(self.bn.weight)
         nn.init.zeros_(self.bn.bias)
 

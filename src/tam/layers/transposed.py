@@ -58,7 +58,8 @@ class TransposedAttention(AttentionBlock):
         channels: input and output channels.
         normalization: ``"scale"`` | ``"softmax"``.
         impl: ``"auto"`` | ``"transposed"`` | ``"gram"``.
-        **shell: ``heads``, ``embed_channels``, ``geometry``, ``pos_encoding``, ``init``, ``init_std``
+        **shell: ``heads``, ``embed_channels``, ``geometry``, ``pos_encoding``, ``init``, ``init_std``,
+            ``device``, ``dtype``
             (see :class:`~tam.layers.shell.AttentionBlock`).
 
     Shape:

@@ -28,18 +28,21 @@ def insert_attention(
     """Insert ``blocks`` stacked attention blocks after each named module of ``model``, in place.
 
     The channel count of each site is read from the module's output on one forward pass (batch 1, eval
-    mode, no grad) at ``input_size``; the pass stops once every site has been seen. Each named module
+    mode, no grad) at ``input_size``; the pass stops once every site has been seen. A site must output a
+    feature map ``[B, C, *S]`` with as many spatial dims as the input has (``len(input_size) - 1``): a
+    token sequence ``[B, N, C]`` (a ViT block's output) is refused, since its dim 1 is not channels. Each named module
     ``m`` is replaced by ``nn.Sequential(OrderedDict(module=m, attention=...))``, so its parameters move
     from ``<name>.*`` to ``<name>.module.*``: load pretrained weights before inserting. The attention
     blocks are exact identities at init, so the model computes the same function until trained.
 
     Args:
-        model: any network whose named modules output ``[B, C, *S]`` tensors at the chosen sites.
+        model: any network whose named modules output ``[B, C, *S]`` feature maps at the chosen sites.
         after: a name, or names, from ``model.named_modules()``, e.g. ``["layer3.5", "layer4.2"]``.
         kind: ``"tam"``, ``"nl"`` or ``"cc"`` (see :func:`tam.create_attention`).
         blocks: stacked attention blocks per site.
         input_size: the input of the probing pass, without the batch dimension.
-        **options: attention options (``heads``, ``embed_channels``, ...).
+        **options: attention options (``heads``, ``embed_channels``, ...); the blocks are created on the
+            device and in the dtype of each site's output unless ``device``/``dtype`` say otherwise.
 
     Returns:
         ``model`` itself.
@@ -68,7 +71,7 @@ def insert_attention(
     # Deepest first, so that wrapping a module never changes the path of another site.
     for name in sorted(names, key=lambda n: n.count("."), reverse=True):
         channels, device, dtype = outputs[name]
-        attention = create_attention(kind, channels, blocks=blocks, **options).to(device, dtype)
+        attention = create_attention(kind, channels, blocks=blocks, **{"device": device, "dtype": dtype, **options})
         parent_name, _, child_name = name.rpartition(".")
         parent = model.get_submodule(parent_name)
         setattr(parent, child_name, nn.Sequential(OrderedDict(module=modules[name], attention=attention)))
@@ -84,9 +87,13 @@ def _probe(model: nn.Module, names: list[str], input_size: tuple[int, ...]) -> d
 
     def record(name):
         def hook(module, args, output):
-            if not isinstance(output, torch.Tensor) or output.dim() < 3:
-                shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-                raise ValueError(f"after: module {name!r} outputs {shape}; attention needs a [B, C, *S] tensor")
+            if not isinstance(output, torch.Tensor) or output.dim() != len(input_size) + 1:
+                shape = list(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+                raise ValueError(
+                    f"after: module {name!r} outputs {shape}, not a feature map [B, C, *S] with "
+                    f"{len(input_size) - 1} spatial dims like the input {list(input_size)}; attention needs channels "
+                    "on dim 1 (a token sequence [B, N, C] is not one)"
+                )
             outputs[name] = (output.shape[1], output.device, output.dtype)
             if len(outputs) == len(names):
                 raise _ProbeDone
