@@ -1,4 +1,10 @@
-"""``tam analyze --checkpoint RUN_OR_FILE --data SOURCE --out DIR``: what a trained model's attention learned."""
+"""``tam analyze``: what trained attention learned.
+
+- ``--checkpoint RUN_OR_FILE --data SOURCE``: maps, geometry and figures of one model.
+- ``--grid EXPERIMENT_DIR...``: the geometry of every finished run of reproduction grids, mean ± std over seeds
+  per cell and block, and the thesis's Non-local-softmax-against-TAM comparison with its interval.
+- ``--trajectory RUN``: the geometry of the weights one run kept over its training (``--keep-weights``).
+"""
 
 from __future__ import annotations
 
@@ -9,18 +15,28 @@ from tam.errors import UserError
 from tam.runfolder import RunFolder
 
 CHECKPOINT = "checkpoint.pt"
+IMAGES = 128
+SUMMARY_IMAGES = 1000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, metavar="RUN_OR_FILE",
-                        help=f"a `tam train` run folder (its {CHECKPOINT}) or a checkpoint file")
-    parser.add_argument("--data", required=True, metavar="SOURCE",
-                        help="dataset source or prepared cache; its test split is analysed")
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.md, analysis.json and PNGs")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--checkpoint", metavar="RUN_OR_FILE",
+                      help=f"a `tam train` run folder (its {CHECKPOINT}) or a checkpoint file")
+    what.add_argument("--grid", nargs="+", metavar="EXPERIMENT_DIR",
+                      help="`tam reproduce` experiment folders: every finished run's final weights, over seeds")
+    what.add_argument("--trajectory", metavar="RUN",
+                      help="a `tam train` run folder: the weights it kept (--keep-weights), epoch by epoch")
+    parser.add_argument("--data", metavar="SOURCE",
+                        help="dataset source or prepared cache; its test split is analysed (--grid and "
+                             "--trajectory default to the source each run's config.yaml names)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="folder for the report (report.md or README.md), its JSON and PNGs")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into an --out that holds another command's run or files of your own")
-    parser.add_argument("--images", type=int, default=128,
-                        help="class-balanced test images for the statistics (default: 128)")
+    parser.add_argument("--images", type=int, default=None,
+                        help=f"class-balanced test images for the statistics (default: {IMAGES} with --checkpoint, "
+                             f"{SUMMARY_IMAGES} with --grid and --trajectory)")
     parser.add_argument("--figure-images", type=int, default=4,
                         help="images in the map figures, one per class (default: 4)")
     parser.add_argument("--queries", nargs="+", default=None, metavar="ROW,COL",
@@ -60,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
 
     from tam.analysis.analyze import QUERY_POINTS
 
-    for flag, value in (("--images", args.images), ("--figure-images", args.figure_images),
+    summarising = args.checkpoint is None
+    count = args.images if args.images is not None else SUMMARY_IMAGES if summarising else IMAGES
+    for flag, value in (("--images", count), ("--figure-images", args.figure_images),
                         ("--query-block", args.query_block)):
         if value < 1:
             raise UserError(f"{flag}: must be at least 1, got {value}")
@@ -72,10 +90,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--device: {args.device!r} is not a device (auto, cpu, cuda or cuda:N)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device: CUDA is not available on this machine")
+    if summarising:
+        return _summarise(args, count, device)
+    if args.data is None:
+        raise UserError("--data: required with --checkpoint (a dataset source or prepared cache)")
 
     path = checkpoint_path(args.checkpoint)
     with RunFolder.claim(args.out, command="analyze", overwrite=args.overwrite, inputs=[path, args.data]) as run:
-        analysis = _analyze(args, path, device, points)
+        analysis = _analyze(args, path, count, device, points)
     for block in analysis["blocks"]:
         if "magnitude_correlation" in block:
             print(f"{block['name']}: {block['kind']} {block['normalization']} {block['geometry']}  "
@@ -86,24 +108,40 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _analyze(args: argparse.Namespace, path: Path, device, points) -> dict:
+def _analyze(args: argparse.Namespace, path: Path, count: int, device, points) -> dict:
     import torch
 
     from tam.analysis.analyze import analyze
+    from tam.analysis.grid import test_images
     from tam.analysis.model import load_trained
-    from tam.data import DeviceLoader, load_dataset
+    from tam.data import load_dataset
     from tam.train.subset import balanced_subset
 
     dataset = load_dataset(args.data, cache_dir=args.cache_dir)
     model, about = load_trained(path, dataset.num_classes)
     model.to(device)
-    pick = balanced_subset(dataset.test_labels, args.images)
-    loader = DeviceLoader(dataset.test_images[pick], dataset.test_labels[pick], batch_size=len(pick), train=False,
-                          augment=dataset.augment, mean=dataset.mean, std=dataset.std, device=device)
-    images, labels = next(iter(loader))
+    images, labels = test_images(dataset, count, device)
     mean = torch.tensor(dataset.mean, device=device).view(1, -1, 1, 1)
     std = torch.tensor(dataset.std, device=device).view(1, -1, 1, 1)
     shown = balanced_subset(labels.cpu(), min(args.figure_images, len(labels))).tolist()
-    about["data"] = f"{args.data} ({dataset.name}, test split, {len(pick)} class-balanced images)"
+    about["data"] = f"{args.data} ({dataset.name}, test split, {len(labels)} class-balanced images)"
     return analyze(model, images, images * std + mean, args.out, labels=labels, figure_images=shown,
                    points=points, query_block=args.query_block, about=about)
+
+
+def _summarise(args: argparse.Namespace, images: int, device) -> int:
+    from tam.analysis.grid import README_MD, analyze_grid, analyze_trajectory
+
+    options = dict(data=args.data, images=images, device=device, cache_dir=args.cache_dir)
+    inputs = [*(args.grid or [args.trajectory]), args.data]
+    with RunFolder.claim(args.out, command="analyze", overwrite=args.overwrite, inputs=inputs) as run:
+        if args.grid:
+            summary = analyze_grid(args.grid, run.path, **options)
+        else:
+            analyze_trajectory(args.trajectory, run.path, **options)
+    for row in summary["comparisons"] if args.grid else []:
+        interval = "" if row["low"] is None else f" [{row['low']:+.2f}, {row['high']:+.2f}]"
+        print(f"{row['a']} - {row['b']} {row['block']} {row['statistic']}: {row['difference']:+.2f}{interval} "
+              f"({row['verdict']})")
+    print(f"wrote {run.path / README_MD}")
+    return 0

@@ -176,3 +176,77 @@ def keys_figure(stats: Sequence[BlockStatistics], *, title: str, images: int = 4
 def head_mean_maps(weights: Tensor, grid: Sequence[int]) -> Tensor:
     """Maps of the chosen queries averaged over heads, on the key grid. Shape: ``[n, h, Q, N]`` -> ``[n, Q, *grid]``."""
     return weights.mean(1).unflatten(-1, tuple(grid)).float()
+
+
+MARKERS = "os^Dv<>p"
+
+
+def seeds_figure(cells: Sequence[dict]) -> bytes:
+    """One panel per cell (:func:`tam.analysis.seeds.aggregate`): ρ(received, ``|k|``) against ρ(received,
+    ``cos∠(k, q̂)``), one marker per block at the mean over seeds, bars ± the std over seeds. Above the diagonal
+    the attention follows the key magnitude more than its direction."""
+    shown = [c for c in cells if any("magnitude_correlation" in b for b in c["blocks"])]
+    columns = max(1, min(4, len(shown)))
+    rows = max(1, -(-len(shown) // columns))
+    figure = _new_figure(3.1 * columns + 0.3, 3.1 * rows + 0.4)
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for axis in axes.flat[len(shown):]:
+        axis.set_visible(False)
+    for axis, cell in zip(axes.flat, shown):
+        axis.plot([-1, 1], [-1, 1], color="grey", linewidth=0.8, linestyle="--")
+        axis.axhline(0, color="black", linewidth=0.5)
+        axis.axvline(0, color="black", linewidth=0.5)
+        blocks = [b for b in cell["blocks"] if "magnitude_correlation" in b]
+        for index, block in enumerate(blocks):
+            x, y = block["direction_correlation"], block["magnitude_correlation"]
+            axis.errorbar(x["mean"], y["mean"], xerr=x["std"] or 0, yerr=y["std"] or 0, marker=MARKERS[index % 8],
+                          markersize=7, capsize=3, linestyle="none",
+                          label=f"{block['name']} ({'×'.join(map(str, block['spatial']))})")
+        axis.set_xlim(-1.05, 1.05)
+        axis.set_ylim(-1.05, 1.05)
+        axis.set_aspect("equal")
+        axis.grid(alpha=0.3)
+        axis.set_title(f"{cell['cell']}\n{len(cell['seeds'])} seed(s)", fontsize=8)
+        axis.set_xlabel("ρ(received, cos∠(k, q̂))  direction", fontsize=8)
+        axis.set_ylabel("ρ(received, |k|)  magnitude", fontsize=8)
+        axis.legend(fontsize=6, loc="lower left")
+    figure.suptitle("What each key's received weight follows: magnitude (up) or direction (right); "
+                    "mean ± std over seeds", fontsize=10)
+    return _png(figure)
+
+
+def trajectory_figure(cells: Sequence[dict], *, title: str) -> bytes:
+    """The cells of one run's kept epochs (:func:`tam.analysis.seeds.aggregate`): per block, ρ with ``|k|``
+    (solid) and with ``cos∠(k, q̂)`` (dashed), the softmax logit spread and the row entropy against the epoch."""
+    from tam.analysis.report import LINEAR_SPREAD
+
+    epochs = [cell["epoch"][0] for cell in cells]
+    names = [b["name"] for b in cells[0]["blocks"] if "magnitude_correlation" in b]
+    softmax = any("logit_spread" in b for b in cells[0]["blocks"])
+    figure = _new_figure(4.2 * (2 + softmax), 3.6)
+    axes = list(figure.subplots(1, 2 + softmax, squeeze=False).flat)
+
+    def series(name: str, statistic: str) -> list[float]:
+        return [next(b for b in cell["blocks"] if b["name"] == name)[statistic]["mean"] for cell in cells]
+
+    for index, name in enumerate(names):
+        colour = f"C{index}"
+        axes[0].plot(epochs, series(name, "magnitude_correlation"), marker="o", color=colour, label=f"{name}: |k|")
+        axes[0].plot(epochs, series(name, "direction_correlation"), marker="s", color=colour, linestyle="--",
+                     label=f"{name}: cos")
+        axes[1].plot(epochs, series(name, "row_entropy"), marker="o", color=colour, label=name)
+        if softmax:
+            axes[2].plot(epochs, series(name, "logit_spread"), marker="o", color=colour, label=name)
+    axes[0].set_ylim(-1.05, 1.05)
+    axes[0].axhline(0, color="black", linewidth=0.5)
+    axes[0].set_ylabel("Spearman ρ with received weight")
+    axes[1].set_ylabel("row entropy / log(keys seen)")
+    if softmax:
+        axes[2].axhline(LINEAR_SPREAD, color="grey", linestyle=":", label=f"{LINEAR_SPREAD} (near-linear below)")
+        axes[2].set_ylabel("softmax logit spread (std over keys)")
+    for axis in axes:
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.suptitle(title, fontsize=10)
+    return _png(figure)

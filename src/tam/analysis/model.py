@@ -13,11 +13,11 @@ from tam.train.metrics import read_metrics
 from tam.train.model import model_from_config
 
 
-def load_trained(path: str | Path, num_classes: int) -> tuple[nn.Module, dict]:
+def load_trained(path: str | Path, num_classes: int, run: str | Path | None = None) -> tuple[nn.Module, dict]:
     """The model of checkpoint ``path`` in eval mode, and a description of it for reports.
 
     The description says which model, which checkpoint and epoch, and the test top-1 that training logged at
-    that epoch (from ``metrics.jsonl`` beside the checkpoint, when present).
+    that epoch (from the ``metrics.jsonl`` of run folder ``run``, default the checkpoint's folder, when present).
     """
     path = Path(path)
     checkpoint = load_checkpoint(path)
@@ -30,7 +30,7 @@ def load_trained(path: str | Path, num_classes: int) -> tuple[nn.Module, dict]:
         raise UserError(f"{path}: its weights do not fit {config.model} with {num_classes} classes "
                         f"(the classes of --data): {first}") from None
     epoch = checkpoint.get("epoch")
-    logged = next((r for r in read_metrics(path.parent) if r.get("epoch") == epoch), None)
+    logged = next((r for r in read_metrics(Path(run) if run is not None else path.parent) if r.get("epoch") == epoch), None)
     options = "".join(f", {k}={v}" for k, v in config.attention_options.items())
     attention = "none" if config.attention == "none" else (
         f"{config.attention} (heads {config.heads}, blocks {config.attention_blocks}{options})")
