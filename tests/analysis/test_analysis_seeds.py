@@ -10,6 +10,7 @@ CIFAR-10 test images.
 import argparse
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -68,6 +69,7 @@ def grid(tmp_path_factory, cifar10_jpeg):
             make_run(root / cell / f"seed{seed}", cifar10_jpeg, seed=seed, **fields)
     make_run(root / "none" / "seed0", cifar10_jpeg, seed=0, attention="none", attention_blocks=None)
     make_run(root / "tam-direction" / "seed3", cifar10_jpeg, seed=3, keep=False, **CELLS["tam-direction"])  # running
+    shutil.copytree(root / "nl-h2", root / "nl-h2-reused")  # the same runs again (another grid's, reused): once
     return root
 
 

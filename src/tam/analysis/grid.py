@@ -97,10 +97,17 @@ def analyze_grid(grids: list[str | Path], out: str | Path, *, data: str | None =
                  device: str | torch.device = "cpu", cache_dir: str | None = None) -> dict:
     """Summarise the final weights of every finished run of the ``grids`` (``tam reproduce`` folders) into ``out``.
 
-    Cells without attention blocks (``none``) are left out. Returns what ``geometry.json`` holds.
+    Cells without attention blocks (``none``) are left out, and a weights file equal to one seen before (a run
+    one grid reuses from another) counts once, in the first cell it appears in. Returns what ``geometry.json``
+    holds.
     """
     out, device = Path(out), torch.device(device)
-    found = [w for grid in grids for w in grid_weights(grid) if w.config.get("attention", "none") != "none"]
+    found, seen = [], set()
+    for weights in (w for grid in grids for w in grid_weights(grid) if w.config.get("attention", "none") != "none"):
+        digest = sha256(weights.path)
+        if digest not in seen:
+            seen.add(digest)
+            found.append(weights)
     if not found:
         raise UserError(f"--grid: no finished run with attention and kept final weights (<cell>/seed<k>/weights/"
                         f"epoch<E>.pt) under {', '.join(map(str, grids))}")
