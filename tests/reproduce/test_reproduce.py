@@ -60,7 +60,8 @@ def test_every_experiment_file_expands_for_every_budget():
             for budget in ("smoke", "cpu", "full"):
                 assert experiment.cells(budget)
     geometry = [cell.name for cell in load_experiment("geometry").cells("full")]
-    assert "tam-h1-normalization=scale-geometry=direction" in geometry
+    assert "tam-h1-geometry=direction" in geometry  # options at the layer's defaults are left out of the name
+    assert "nl-h1" in geometry and "nl-h1-normalization=scale" in geometry
     assert "tam-h1-normalization=softmax-geometry=magnitude" not in geometry  # a dead block: refused
 
 
@@ -86,10 +87,55 @@ def test_geometry_ablation_cells_build_the_blocks_they_name():
         blocks = [m for m in model.modules() if isinstance(m, AttentionBlock)]
         assert len(blocks) == 2 and config.epochs == 300 and config.model == "preresnet56"
         options = config.attention_options
-        assert all((b.geometry, b.normalization) == (options["geometry"], options["normalization"]) for b in blocks)
-        seen.add((config.attention, options["geometry"], options["normalization"]))
+        geometry = options.get("geometry", "full")
+        normalization = options.get("normalization", {"nl": "softmax", "tam": "scale"}[config.attention])
+        assert all((b.geometry, b.normalization) == (geometry, normalization) for b in blocks)
+        seen.add((config.attention, geometry, normalization))
         with torch.no_grad():
             assert model.eval()(torch.randn(1, 3, 32, 32)).isfinite().all()
     every = {(kind, g, n) for kind in ("nl", "tam") for g in ("full", "magnitude", "direction")
              for n in ("softmax", "scale")}
     assert seen == every - {("tam", "magnitude", "softmax")}
+
+
+def _experiment_file(path, grid):
+    budget = {"model": "preresnet20", "epochs": 1, "limit_train": 100, "limit_test": 50, "final_test_full": True,
+              "batch_size": 50, "seeds": 1}
+    text = json.dumps({"title": path.stem, "dataset": "cifar10", "train": {"attention_blocks": [0, 0, 1]},
+                       "grid": grid, "budgets": {"smoke": budget}})
+    path.write_text(text)  # JSON is YAML
+    return str(path)
+
+
+def test_full_final_test_kept_weights_and_reuse_across_experiments(tiny_cifar10, tmp_path, capsys):
+    from tam.train.checkpoint import load_checkpoint
+    from tam.train.config import from_dict
+    from tam.train.model import model_from_config
+
+    main_grid = _experiment_file(tmp_path / "main.yaml", [{"attention": ["none", "nl"]}])
+    ablation = _experiment_file(tmp_path / "ablation.yaml", [{"attention": ["nl"], "attention_options": [
+        {"normalization": "softmax", "geometry": "full"}, {"geometry": "direction"}]}])
+    common = ["--budget", "smoke", "--data", str(tiny_cifar10), "--device", "cpu"]
+    first, second = tmp_path / "main-smoke", tmp_path / "ablation-smoke"
+    assert main(["reproduce", main_grid, "--out", str(first), *common]) == 0
+
+    results = json.loads((first / "nl-h1" / "seed0" / "results.json").read_text())
+    epochs = [json.loads(line) for line in (first / "nl-h1" / "seed0" / "metrics.jsonl").read_text().splitlines()]
+    assert results["final_test_images"] == 100 and epochs[-1]["test_images"] == 50  # whole split vs subset
+    weights = load_checkpoint(first / "nl-h1" / "seed0" / "weights" / "epoch1.pt")
+    assert set(weights) == {"format", "epoch", "config", "model"} and weights["epoch"] == 1
+    model = model_from_config(from_dict(weights["config"], source="kept weights"), num_classes=10)
+    model.load_state_dict(weights["model"])  # strict: the kept config rebuilds the very model
+
+    # The ablation's softmax/full cell is the main grid's nl-h1: read from there, not trained again.
+    capsys.readouterr()
+    assert main(["reproduce", ablation, "--out", str(second), "--reuse", str(first), *common]) == 0
+    assert capsys.readouterr().out.count(": training") == 1
+    assert not (second / "nl-h1").exists() and (second / "nl-h1-geometry=direction" / "seed0" / "weights").is_dir()
+    table = (second / "README.md").read_text()
+    assert "[seed0](../main-smoke/nl-h1/seed0/results.json)" in table
+
+    # --table-only trains nothing and rewrites the same table from what is there.
+    (second / "README.md").unlink()
+    assert main(["reproduce", ablation, "--out", str(second), "--reuse", str(first), "--table-only", *common]) == 0
+    assert ": training" not in capsys.readouterr().out and (second / "README.md").read_text() == table

@@ -21,18 +21,23 @@ ATTENTION_LAYERS: dict[str, type[AttentionBlock]] = {
 KINDS = (*ATTENTION_LAYERS, "none")
 
 
-def attention_options(kind: str) -> list[str]:
-    """Names of the keyword options the layer of ``kind`` accepts."""
-    names: list[str] = []
+def attention_option_defaults(kind: str) -> dict[str, object]:
+    """The keyword options the layer of ``kind`` accepts, each with its default value."""
+    defaults: dict[str, object] = {}
     for cls in ATTENTION_LAYERS[kind].__mro__:
         if cls in (nn.Module, object):
             continue
         for name, param in inspect.signature(cls.__init__).parameters.items():
-            if param.kind is param.KEYWORD_ONLY and name not in names:
-                names.append(name)
+            if param.kind is param.KEYWORD_ONLY and name not in defaults:
+                defaults[name] = param.default
     if kind == "cc":
-        names.remove("geometry")
-    return names
+        del defaults["geometry"]
+    return defaults
+
+
+def attention_options(kind: str) -> list[str]:
+    """Names of the keyword options the layer of ``kind`` accepts."""
+    return list(attention_option_defaults(kind))
 
 
 def create_attention(kind: str | None, channels: int, *, blocks: int = 1, **options) -> nn.Module:

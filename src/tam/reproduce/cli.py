@@ -20,6 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                               "runs, resume interrupted ones")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into an --out that holds another command's run or files of your own")
+    parser.add_argument("--reuse", action="append", default=[], metavar="DIR",
+                        help="another experiment's folder whose finished cells with the very same config are "
+                             "read from there instead of trained again (repeatable)")
+    parser.add_argument("--table-only", action="store_true",
+                        help="train nothing: write the table of --out from the runs finished so far")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,11 +37,18 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/reproduce/{experiment.name}-{args.budget}")
     if args.seeds is not None and args.seeds < 1:
         raise UserError(f"--seeds must be ≥ 1, got {args.seeds}")
-    with RunFolder.claim(out, command="reproduce", resume=args.resume, overwrite=args.overwrite,
-                         inputs=[args.data], adopts="*/seed*/config.yaml") as run:
-        if run.previous is not None and not args.resume:
+    reuse = tuple(Path(folder) for folder in args.reuse)
+    for folder in reuse:
+        if not folder.is_dir():
+            raise UserError(f"--reuse {folder}: no such folder")
+    if args.table_only and not out.is_dir():
+        raise UserError(f"--out {out}: no such experiment folder to tabulate")
+    with RunFolder.claim(out, command="reproduce", resume=args.resume or args.table_only,
+                         overwrite=args.overwrite, inputs=[args.data], adopts="*/seed*/config.yaml") as run:
+        if run.previous is not None and not (args.resume or args.table_only):
             raise UserError(f"--out {out}: holds an earlier experiment; pass --resume to continue it, "
                             "or choose another --out")
-        readme = reproduce(experiment, args.budget, out, seeds=args.seeds, data=args.data, device=args.device)
+        readme = reproduce(experiment, args.budget, out, seeds=args.seeds, data=args.data, device=args.device,
+                           reuse=reuse, train=not args.table_only)
     print(f"table: {readme}")
     return 0

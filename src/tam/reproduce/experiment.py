@@ -71,7 +71,12 @@ class Experiment:
         return dict(self.budgets.get(budget) or {})
 
     def cells(self, budget: str) -> list[Cell]:
-        """The grid of ``budget`` expanded, in file order."""
+        """The grid of ``budget`` expanded, in file order.
+
+        Attention options equal to the layer's defaults are dropped, so that one model has one cell name and one
+        config in every experiment: the geometry ablation's Non-local ``softmax``/``full`` cell is ``nl-h1``,
+        the very run of ``cifar10``'s grid (``tam reproduce --reuse`` takes it from there).
+        """
         grid = self.budget(budget).get("grid", self.grid)
         where = f"experiment {self.name}" + (f", budget {budget}" if "grid" in self.budget(budget) else "")
         if not isinstance(grid, list):
@@ -87,7 +92,7 @@ class Experiment:
                                     f"(e.g. {key}: [{values!r}]), got {values!r}")
             keys = list(entry)
             for values in itertools.product(*(entry[key] for key in keys)):
-                cells.append(Cell(dict(zip(keys, values))))
+                cells.append(Cell(_without_defaults(dict(zip(keys, values)))))
         names = [cell.name for cell in cells]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
@@ -101,6 +106,19 @@ class Experiment:
 
     def seeds(self, budget: str) -> int:
         return int(self.budget(budget).get("seeds", 1))
+
+
+def _without_defaults(values: dict) -> dict:
+    """Cell ``values`` with the ``attention_options`` that equal the layer's defaults removed."""
+    from tam.layers.create import ATTENTION_LAYERS, attention_option_defaults
+
+    kind, options = values.get("attention", "none"), values.get("attention_options")
+    if options is None or kind not in ATTENTION_LAYERS:
+        return values
+    defaults = attention_option_defaults(kind)
+    kept = {key: value for key, value in options.items() if key not in defaults or defaults[key] != value}
+    values = {key: value for key, value in values.items() if key != "attention_options"}
+    return {**values, "attention_options": kept} if kept else values
 
 
 def experiment_names() -> list[str]:

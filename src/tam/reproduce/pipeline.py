@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tam.reproduce.experiment import Experiment
-from tam.reproduce.runner import cell_config, measure_cost, resolve_source, run_training
-from tam.reproduce.table import collect, markdown
 from tam.files import write_text_atomic
+from tam.reproduce.experiment import Experiment
+from tam.reproduce.runner import cell_config, finished_elsewhere, measure_cost, resolve_source, run_training
+from tam.reproduce.table import collect, markdown
 
 
 def reproduce(experiment: Experiment, budget: str, out: Path, *, seeds: int | None = None,
-              data: str | None = None, device: str = "auto") -> Path:
+              data: str | None = None, device: str = "auto", reuse: tuple[Path, ...] = (),
+              train: bool = True) -> Path:
     """Run ``experiment`` at ``budget`` into ``out`` (resuming what is there) and write its table.
+
+    Args:
+        reuse: folders of other experiments; a cell whose every seed is finished there with the very config
+            this experiment would train (e.g. the geometry ablation's Non-local softmax cell, which is
+            ``cifar10``'s ``nl-h1``) is read from there instead of trained again.
+        train: ``False`` only writes the table (and plots) from the runs finished so far.
 
     Returns:
         the path of ``<out>/README.md``.
@@ -24,11 +31,15 @@ def reproduce(experiment: Experiment, budget: str, out: Path, *, seeds: int | No
     count = seeds or experiment.seeds(budget)
     configs = {cell.name: [cell_config(experiment, budget, cell, seed, source, out, device) for seed in range(count)]
                for cell in cells}
-    run_training([config for per_cell in configs.values() for config in per_cell])
-    # Costs after all training, back to back, so that they are measured under the same conditions.
-    for name, per_cell in configs.items():
-        measure_cost(per_cell[0], out / name, quick=budget == "smoke")
-    rows = collect(out, [cell.name for cell in cells])
+    folders = {name: next((folder / name for folder in reuse if finished_elsewhere(per_cell, folder / name)),
+                          out / name) for name, per_cell in configs.items()}
+    own = {name: per_cell for name, per_cell in configs.items() if folders[name] == out / name}
+    if train:
+        run_training([config for per_cell in own.values() for config in per_cell])
+        # Costs after all training, back to back, so that they are measured under the same conditions.
+        for name, per_cell in own.items():
+            measure_cost(per_cell[0], out / name, quick=budget == "smoke")
+    rows = collect(folders)
     return write_text_atomic(out / "README.md", markdown(experiment.title, budget, rows, out))
 
 

@@ -6,6 +6,7 @@ continues where it stopped. Every number of the final table is read back from th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -16,20 +17,23 @@ from tam.files import write_text_atomic
 from tam.runfolder import child
 
 COST_JSON = "cost.json"
-# Attention kind of training -> the bench kind it runs as (Non-local "auto" takes the fused kernel).
-BENCH_KIND = {"none": "none", "tam": "tam", "nl": "nl_sdpa", "cc": "cc"}
+WEIGHTS_DIR = "weights"
+# Attention kind of training -> the bench kind it runs as (Non-local "auto" takes the fused kernel); a kind not
+# named here runs under its own name.
+BENCH_KIND = {"nl": "nl_sdpa"}
 
 
 def resolve_source(experiment: Experiment, data: str | None) -> str:
     """The data source to train on: ``--data``, else the experiment's default; missing data is a clear error."""
     source = data or (str(REPO_ROOT / experiment.source) if experiment.source else None)
-    if source is None or not Path(source).exists():
-        where = f"at {source}" if source else "(the experiment names no default source)"
-        fetch = (f"; or fetch the official archive: tam data download {experiment.dataset} --out DIR"
-                 if experiment.dataset in ("cifar10", "cifar100") else "")
-        raise UserError(f"{experiment.dataset or 'the dataset'} of experiment {experiment.name} is not present "
-                        f"{where}: point to it with tam reproduce {experiment.name} --data PATH{fetch}")
-    return source
+    if source is not None and Path(source).exists():
+        # Resolved, so that a run's config names the same data from whichever checkout resumes it.
+        return str(Path(source).resolve())
+    where = f"at {source}" if source else "(the experiment names no default source)"
+    fetch = (f"; or fetch the official archive: tam data download {experiment.dataset} --out DIR"
+             if experiment.dataset in ("cifar10", "cifar100") else "")
+    raise UserError(f"{experiment.dataset or 'the dataset'} of experiment {experiment.name} is not present "
+                    f"{where}: point to it with tam reproduce {experiment.name} --data PATH{fetch}")
 
 
 def run_folder(out: Path, cell: Cell, seed: int) -> Path:
@@ -57,15 +61,52 @@ def is_finished(config: TrainConfig) -> bool:
     return not incompatible_keys(stored, config) and results.get("epochs_completed") == config.epochs
 
 
+def finished_elsewhere(configs: list[TrainConfig], cell_folder: Path) -> bool:
+    """Whether ``cell_folder`` (another experiment's) holds every seed of ``configs``, finished with equal configs."""
+    return all(is_finished(dataclasses.replace(config, out=str(cell_folder / Path(config.out).name)))
+               for config in configs)
+
+
+def weights_path(run: Path, epoch: int) -> Path:
+    """The kept model weights of run folder ``run`` after ``epoch``."""
+    return run / WEIGHTS_DIR / f"epoch{epoch}.pt"
+
+
+def keep_final_weights(config: TrainConfig) -> Path | None:
+    """Copy the final model weights out of the run's checkpoint into ``weights/epoch<E>.pt``, once.
+
+    The file is a checkpoint (:func:`tam.train.checkpoint.load_checkpoint` reads it) holding only ``epoch``,
+    ``config`` (the run's TrainConfig as a dict, enough to rebuild the model) and ``model`` (its state dict):
+    about a megabyte for preresnet20, small enough to commit, where the full checkpoint (optimizer, loader and
+    random states) is not. ``None`` when neither file is there (a run committed before weights were kept).
+    """
+    from tam.train.checkpoint import load_checkpoint, save_checkpoint
+    from tam.train.loop import CHECKPOINT
+
+    run = Path(config.out)
+    path = weights_path(run, config.epochs)
+    if path.is_file():
+        return path
+    if not (run / CHECKPOINT).is_file():
+        return None
+    checkpoint = load_checkpoint(run / CHECKPOINT)
+    if checkpoint["epoch"] != config.epochs:
+        return None
+    return save_checkpoint(path, {"epoch": checkpoint["epoch"], "config": checkpoint["config"],
+                                  "model": checkpoint["model"]})
+
+
 def run_training(configs: list[TrainConfig]) -> None:
+    """Train every config not finished yet (resuming its checkpoint) and keep each run's final weights."""
     from tam.train import train
 
     for number, config in enumerate(configs, 1):
         if is_finished(config):
             print(f"[{number}/{len(configs)}] {config.out}: finished, skipped", flush=True)
-            continue
-        print(f"[{number}/{len(configs)}] {config.out}: training", flush=True)
-        train(config, resume=True)
+        else:
+            print(f"[{number}/{len(configs)}] {config.out}: training", flush=True)
+            train(config, resume=True)
+        keep_final_weights(config)
 
 
 def measure_cost(config: TrainConfig, folder: Path, *, quick: bool) -> dict | None:
@@ -86,7 +127,7 @@ def measure_cost(config: TrainConfig, folder: Path, *, quick: bool) -> dict | No
 
     info = model_info(config.model)
     blocks = tuple(config.attention_blocks or (0,) * info.num_stages) if config.attention != "none" else None
-    case = Case("network", BENCH_KIND[config.attention], config.heads, info.input_size[1], info.input_size[0],
+    case = Case("network", BENCH_KIND.get(config.attention, config.attention), config.heads, info.input_size[1], info.input_size[0],
                 config.batch_size, blocks=sum(blocks or ()), model=config.model, attention_blocks=blocks)
     device = resolve_device(config.device)
     settings = Settings(budget_s=0.1 if quick else 2.0, min_reps=1 if quick else 5, rss=False)

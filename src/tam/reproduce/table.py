@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,15 +34,15 @@ def mean_std(values: list[float]) -> tuple[float, float | None]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-def collect(out: Path, cells: list[str]) -> list[Row]:
-    """One row per cell that has at least one finished run folder."""
+def collect(cells: dict[str, Path]) -> list[Row]:
+    """One row per cell (name -> its folder) that has at least one finished run folder, in the given order."""
     rows = []
-    for cell in cells:
-        runs = sorted(p.parent for p in (out / cell).glob("seed*/results.json"))
+    for cell, folder in cells.items():
+        runs = sorted(p.parent for p in folder.glob("seed*/results.json"))
         if not runs:
             continue
         results = [json.loads((run / "results.json").read_text()) for run in runs]
-        cost_path = out / cell / "cost.json"
+        cost_path = folder / "cost.json"
         rows.append(Row(
             cell=cell,
             attention=results[0]["attention"],
@@ -81,7 +82,8 @@ def markdown(title: str, budget: str, rows: list[Row], out: Path) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        links = ", ".join(f"[{run.name}]({run.relative_to(out)}/results.json)" for run in row.runs)
+        links = ", ".join(f"[{run.name}]({Path(os.path.relpath(run, out)).as_posix()}/results.json)"
+                          for run in row.runs)
         lines.append(
             f"| {row.cell} | {_pm(row.top1_error)} | {_pm(row.top5_error)} | {len(row.runs)} | "
             f"{row.params / 1e6:.3f}M | {_relative(row, base, 'time_ms')} | {_relative(row, base, 'memory_mb')} | "

@@ -39,6 +39,9 @@ class TrainConfig:
         default=None, metadata={"help": "train on a fixed class-balanced subset of N images"})
     limit_test: int | None = dataclasses.field(
         default=None, metadata={"help": "test on a fixed class-balanced subset of N images"})
+    final_test_full: bool = dataclasses.field(
+        default=False, metadata={"help": "test the final model on the whole test split (each epoch's test stays "
+                                         "on --limit-test)"})
     augment: bool = dataclasses.field(
         default=True, metadata={"help": "the dataset's random training augmentation (off: Tiny-ImageNet still centre-crops)"})
     crop_padding: int = dataclasses.field(

@@ -147,7 +147,7 @@ def _train(config: TrainConfig, resume: bool, context: distributed.Context, run:
 
         record = {"epoch": epoch + 1, "train_loss": train_loss / train_seen,
                   "train_top1": 100 * train_correct / train_seen, "test_loss": test_loss, "test_top1": test_top1,
-                  "test_top5": test_top5, "lr": scheduler.get_last_lr()[0],
+                  "test_top5": test_top5, "test_images": len(test_pick), "lr": scheduler.get_last_lr()[0],
                   "train_images_per_s": train_seen / train_seconds, "train_seconds": train_seconds,
                   "epoch_seconds": time.perf_counter() - epoch_start}
         if context.is_main:
@@ -165,10 +165,15 @@ def _train(config: TrainConfig, resume: bool, context: distributed.Context, run:
                   f"top-5 {test_top5:.2f}  lr {record['lr']:.4g}  {record['train_images_per_s']:.0f} img/s  "
                   f"{record['epoch_seconds']:.1f} s", flush=True)
 
+    final = None
+    if config.final_test_full:  # every rank evaluates: the sums are reduced across ranks
+        full_loader = DeviceLoader(dataset.test_images, dataset.test_labels, train=False, augment=dataset.augment,
+                                   **shared)
+        final = evaluate(model, full_loader, autocast, dtype)[1:] + (len(dataset.test_labels),)
     if not context.is_main:
         return {}
     writer.close()
-    results = summarise(writer.records, config, params=params, data=dataset.name, context=context)
+    results = summarise(writer.records, config, params=params, data=dataset.name, context=context, final=final)
     write_text_atomic(out / RESULTS_JSON, json.dumps(results, indent=2) + "\n")
     plot_runs([out], out / CURVES_PNG)
     return results
@@ -211,15 +216,21 @@ def _checkpoint_to_resume(path: Path, config: TrainConfig, resume: bool) -> dict
 
 
 def summarise(records: list[dict], config: TrainConfig, *, params: int, data: str,
-              context: distributed.Context) -> dict:
-    """``results.json``: final and best accuracy, speed (median over epochs) and what ran where."""
+              context: distributed.Context, final: tuple[float, float, int] | None = None) -> dict:
+    """``results.json``: final and best accuracy, speed (median over epochs) and what ran where.
+
+    ``final`` is (top-1, top-5, test images) of the final model on the whole test split
+    (``--final-test-full``); without it the final accuracy is the last epoch's test on ``--limit-test``.
+    ``best_top1`` always reads the per-epoch tests.
+    """
     last = records[-1]
     best = max(records, key=lambda r: r["test_top1"])
+    top1, top5, test_images = final or (last["test_top1"], last["test_top5"], last.get("test_images"))
     return {
         "model": config.model, "attention": config.attention, "heads": config.heads,
-        "attention_blocks": config.attention_blocks, "data": data,
-        "final_top1": last["test_top1"], "final_top5": last["test_top5"],
-        "final_top1_error": 100 - last["test_top1"], "final_top5_error": 100 - last["test_top5"],
+        "attention_blocks": config.attention_blocks, "attention_options": config.attention_options, "data": data,
+        "final_top1": top1, "final_top5": top5, "final_top1_error": 100 - top1, "final_top5_error": 100 - top5,
+        "final_test_images": test_images,
         "best_top1": best["test_top1"], "best_epoch": best["epoch"], "epochs_completed": last["epoch"],
         "params": params,
         "train_images_per_s": statistics.median(r["train_images_per_s"] for r in records),
