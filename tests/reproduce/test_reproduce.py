@@ -100,7 +100,7 @@ def test_geometry_ablation_cells_build_the_blocks_they_name():
 
 def _experiment_file(path, grid):
     budget = {"model": "preresnet20", "epochs": 1, "limit_train": 100, "limit_test": 50, "final_test_full": True,
-              "batch_size": 50, "seeds": 1}
+              "keep_weights": [1], "batch_size": 50, "seeds": 1}
     text = json.dumps({"title": path.stem, "dataset": "cifar10", "train": {"attention_blocks": [0, 0, 1]},
                        "grid": grid, "budgets": {"smoke": budget}})
     path.write_text(text)  # JSON is YAML
@@ -139,3 +139,19 @@ def test_full_final_test_kept_weights_and_reuse_across_experiments(tiny_cifar10,
     (second / "README.md").unlink()
     assert main(["reproduce", ablation, "--out", str(second), "--reuse", str(first), "--table-only", *common]) == 0
     assert ": training" not in capsys.readouterr().out and (second / "README.md").read_text() == table
+
+
+def test_geometry_cpu_budget_shares_its_full_geometry_runs_with_cifar10():
+    from tam.reproduce.runner import cell_config
+
+    def configs(name):
+        experiment = load_experiment(name)
+        return {cell.name: cell_config(experiment, "cpu", cell, 0, "data", Path("out"), "cpu")
+                for cell in experiment.cells("cpu")}
+
+    cifar10, geometry = configs("cifar10"), configs("geometry")
+    assert set(cifar10) & set(geometry) == {"nl-h1", "tam-h1"}
+    for name in ("nl-h1", "tam-h1"):
+        assert geometry[name] == cifar10[name]
+    assert cifar10["none"].final_test_full and cifar10["none"].keep_weights == [cifar10["none"].epochs]
+    assert load_experiment("cifar10").seeds("cpu") >= 3

@@ -17,7 +17,6 @@ from tam.files import write_text_atomic
 from tam.runfolder import child
 
 COST_JSON = "cost.json"
-WEIGHTS_DIR = "weights"
 # Attention kind of training -> the bench kind it runs as (Non-local "auto" takes the fused kernel); a kind not
 # named here runs under its own name.
 BENCH_KIND = {"nl": "nl_sdpa"}
@@ -67,46 +66,15 @@ def finished_elsewhere(configs: list[TrainConfig], cell_folder: Path) -> bool:
                for config in configs)
 
 
-def weights_path(run: Path, epoch: int) -> Path:
-    """The kept model weights of run folder ``run`` after ``epoch``."""
-    return run / WEIGHTS_DIR / f"epoch{epoch}.pt"
-
-
-def keep_final_weights(config: TrainConfig) -> Path | None:
-    """Copy the final model weights out of the run's checkpoint into ``weights/epoch<E>.pt``, once.
-
-    The file is a checkpoint (:func:`tam.train.checkpoint.load_checkpoint` reads it) holding only ``epoch``,
-    ``config`` (the run's TrainConfig as a dict, enough to rebuild the model) and ``model`` (its state dict):
-    about a megabyte for preresnet20, small enough to commit, where the full checkpoint (optimizer, loader and
-    random states) is not. ``None`` when neither file is there (a run committed before weights were kept).
-    """
-    from tam.train.checkpoint import load_checkpoint, save_checkpoint
-    from tam.train.loop import CHECKPOINT
-
-    run = Path(config.out)
-    path = weights_path(run, config.epochs)
-    if path.is_file():
-        return path
-    if not (run / CHECKPOINT).is_file():
-        return None
-    checkpoint = load_checkpoint(run / CHECKPOINT)
-    if checkpoint["epoch"] != config.epochs:
-        return None
-    return save_checkpoint(path, {"epoch": checkpoint["epoch"], "config": checkpoint["config"],
-                                  "model": checkpoint["model"]})
-
-
 def run_training(configs: list[TrainConfig]) -> None:
-    """Train every config not finished yet (resuming its checkpoint) and keep each run's final weights."""
     from tam.train import train
 
     for number, config in enumerate(configs, 1):
         if is_finished(config):
             print(f"[{number}/{len(configs)}] {config.out}: finished, skipped", flush=True)
-        else:
-            print(f"[{number}/{len(configs)}] {config.out}: training", flush=True)
-            train(config, resume=True)
-        keep_final_weights(config)
+            continue
+        print(f"[{number}/{len(configs)}] {config.out}: training", flush=True)
+        train(config, resume=True)
 
 
 def measure_cost(config: TrainConfig, folder: Path, *, quick: bool) -> dict | None:
