@@ -25,7 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("tam.train.cli", "train a model on CIFAR/Tiny-ImageNet (resumable, torchrun-ready)"),
     "plot": ("tam.train.plot", "learning curves of one or more training runs into a PNG"),
     "models": ("tam.models.cli", "list the models: parameters, FLOPs at their input size, where attention sits"),
-    "analyze": ("tam.analysis.cli", "what trained attention learned: maps, magnitude/direction geometry, over seeds and over training"),
+    "analyze": ("tam.analysis.cli",
+                "what trained attention learned: maps, magnitude/direction geometry, over seeds and over training"),
     "data": ("tam.data.cli", "prepare, describe, download and benchmark datasets"),
 }
 DEBUG_FLAG = "--debug"

@@ -113,8 +113,8 @@ def analyze_grid(grids: list[str | Path], out: str | Path, *, data: str | None =
                         f"epoch<E>.pt) under {', '.join(map(str, grids))}")
     records = collect_records(found, out, data=data, images=images, device=device, cache_dir=cache_dir)
     cells = aggregate(records)
-    comparisons = [row for a, b in thesis_pairs(cells) for statistic in ("magnitude_correlation", "direction_correlation")
-                   for row in compare(a, b, statistic)]
+    comparisons = [row for a, b in thesis_pairs(cells)
+                   for statistic in ("magnitude_correlation", "direction_correlation") for row in compare(a, b, statistic)]
     summary = {"grids": [str(g) for g in grids], "images": images, **_environment(device), "cells": cells,
                "comparisons": comparisons}
     return _write(out, summary, render_grid(summary, out, SEEDS_PNG), {SEEDS_PNG: seeds_figure(cells)})

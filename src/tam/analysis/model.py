@@ -30,7 +30,8 @@ def load_trained(path: str | Path, num_classes: int, run: str | Path | None = No
         raise UserError(f"{path}: its weights do not fit {config.model} with {num_classes} classes "
                         f"(the classes of --data): {first}") from None
     epoch = checkpoint.get("epoch")
-    logged = next((r for r in read_metrics(Path(run) if run is not None else path.parent) if r.get("epoch") == epoch), None)
+    records = read_metrics(Path(run) if run is not None else path.parent)
+    logged = next((r for r in records if r.get("epoch") == epoch), None)
     options = "".join(f", {k}={v}" for k, v in config.attention_options.items())
     attention = "none" if config.attention == "none" else (
         f"{config.attention} (heads {config.heads}, blocks {config.attention_blocks}{options})")

@@ -65,7 +65,8 @@ def kept_weights(run: str | Path) -> list[Weights]:
     if not (run / CONFIG_YAML).is_file():
         raise UserError(f"--trajectory: {run} is not a `tam train` run folder (no {CONFIG_YAML})")
     config = load_yaml(run / CONFIG_YAML)
-    epochs = sorted(int(m.group(1)) for p in (run / WEIGHTS_DIR).glob("epoch*.pt") if (m := EPOCH_FILE.fullmatch(p.name)))
+    epochs = sorted(int(match.group(1)) for path in (run / WEIGHTS_DIR).glob("epoch*.pt")
+                    if (match := EPOCH_FILE.fullmatch(path.name)))
     if not epochs:
         raise UserError(f"--trajectory: {run} kept no weights ({WEIGHTS_DIR}/epoch<E>.pt; train it with "
                         "--keep-weights 0,1,2,4,...)")

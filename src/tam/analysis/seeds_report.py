@@ -86,7 +86,8 @@ def render_grid(summary: dict, out: Path, figure: str) -> str:
         "",
         READING,
         "",
-        "| cell | block | grid | seeds | images × queries | ρ(\\|k\\|) | ρ(cos) | row entropy | logit spread | runs |",
+        "| cell | block | grid | seeds | images × queries | ρ(\\|k\\|) | ρ(cos) | row entropy | logit spread "
+        "| runs |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cell in summary["cells"]:
