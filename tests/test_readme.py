@@ -8,7 +8,8 @@ README = (ROOT / "README.md").read_text()
 
 
 def test_readme_python_examples_run():
-    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    # The timm recipe needs timm: tests/test_timm.py runs it (scripts/timm_check.sh).
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", README, flags=re.S) if "import timm" not in b]
     assert blocks
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
