@@ -7,9 +7,9 @@ import functools
 import pytest
 import torch
 
-from tam.layers import ATTENTION_LAYERS
+from tam.layers import attention_kind, attention_kinds
 
-KINDS = sorted(ATTENTION_LAYERS)
+KINDS = attention_kinds(benchmark=True)
 
 
 def _tensors(layer):
@@ -19,7 +19,7 @@ def _tensors(layer):
 @pytest.mark.parametrize("kind", KINDS)
 def test_factory_kwargs_reach_every_parameter_and_buffer(kind):
     # timm calls attn_layer(channels, device=..., dtype=...) on a partial holding the layer's options
-    make = functools.partial(ATTENTION_LAYERS[kind], heads=2)
+    make = functools.partial(attention_kind(kind).layer, heads=2)
     layer = make(8, device="cpu", dtype=torch.float64)
     floats = [t for t in _tensors(layer) if t.is_floating_point()]
     assert floats and all(t.dtype == torch.float64 for t in floats)
@@ -32,7 +32,7 @@ def test_factory_kwargs_reach_every_parameter_and_buffer(kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_builds_on_meta_and_materialises_as_the_identity(kind):
-    layer = ATTENTION_LAYERS[kind](8, heads=2, device="meta")
+    layer = attention_kind(kind).layer(8, heads=2, device="meta")
     assert all(t.is_meta for t in _tensors(layer))
     assert layer(torch.empty(2, 8, 5, 6, device="meta")).shape == (2, 8, 5, 6)  # shapes trace on meta
 
@@ -48,12 +48,12 @@ def test_builds_on_meta_and_materialises_as_the_identity(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_torch_default_device_context_builds_there(kind):
     with torch.device("meta"):
-        layer = ATTENTION_LAYERS[kind](8)
+        layer = attention_kind(kind).layer(8)
     assert all(t.is_meta for t in _tensors(layer))
 
 
 def test_reset_parameters_restores_the_init_after_training():
-    layer = ATTENTION_LAYERS["tam"](8, heads=2)
+    layer = attention_kind("tam").layer(8, heads=2)
     x = torch.randn(4, 8, 5, 5)
     with torch.no_grad():
         layer.bn.weight.fill_(1.0)

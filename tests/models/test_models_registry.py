@@ -98,7 +98,7 @@ def test_backbone_options():
         (dict(attention="tam", attention_blocks=(0, -1, 1)), ValueError, r"non-negative ints"),
         (dict(attention="tam", attention_blocks=(0, 1.0, 1)), ValueError, r"non-negative ints"),
         (dict(attention="tam", attention_blocks=3), ValueError, r"one per stage"),
-        (dict(heads=2), ValueError, r"unexpected options \['heads'\].*attention='tam'"),
+        (dict(heads=2), ValueError, r"unexpected options \['heads'\].*need an attention kind, one of \('tam'"),
         (dict(num_clases=10), ValueError, r"unexpected options \['num_clases'\].*num_classes"),
         (dict(attention_blocks=(0, 1, 1)), ValueError, r"needs an attention kind"),
         (dict(attention="tam", attention_blocks=(0, 1, 1), hedas=2), TypeError, r"unknown option.*'hedas'.*heads"),

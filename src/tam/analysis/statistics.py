@@ -12,7 +12,7 @@ from torch import Tensor
 
 from tam.analysis.geometry import effective_rank, key_factors, logit_spread, rank_correlation, row_entropy
 from tam.analysis.maps import MAX_ELEMENTS, QUERY_BLOCK, has_spatial_map, key_support, map_blocks
-from tam.layers import ATTENTION_LAYERS, AttentionBlock, TransposedAttention
+from tam.layers import AttentionBlock, TransposedAttention, kind_of
 
 
 @torch.no_grad()
@@ -103,11 +103,6 @@ class BlockStatistics:
 def _per_head(values: Tensor) -> dict:
     per_head = values.double().mean(0)
     return {"mean": round(per_head.mean().item(), 4), "per_head": [round(v, 4) for v in per_head.tolist()]}
-
-
-def kind_of(block: AttentionBlock) -> str:
-    """The factory name of ``block``'s kind (``"tam"``, ``"nl"``, ``"cc"``)."""
-    return next(kind for kind, cls in ATTENTION_LAYERS.items() if type(block) is cls)
 
 
 @torch.no_grad()

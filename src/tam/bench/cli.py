@@ -15,7 +15,7 @@ import sys
 import time
 
 from tam.amp import AMP_MODES
-from tam.bench.suites import KINDS, SUITES
+from tam.bench.suites import SUITES, bench_kinds
 from tam.errors import UserError
 from tam.runfolder import RunFolder
 
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="suites to run (default: all): heads, resolution, blocks, fastpath, network",
     )
     parser.add_argument(
-        "--kinds", nargs="+", choices=tuple(KINDS), default=list(KINDS),
+        "--kinds", nargs="+", choices=tuple(bench_kinds()), default=list(bench_kinds()),
         help="attention kinds to measure (default: all; nl is the naive Non-local, nl_sdpa the fused one)",
     )
     parser.add_argument("--quick", action="store_true", help="reduced grid and fewer repetitions (< 2 min on CPU)")

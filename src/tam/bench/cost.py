@@ -10,6 +10,7 @@ Per block and sample, with ``N = side²``, ``E = channels // 2`` and ``h`` heads
 
 TAM has a second exact evaluation, the Gram form (no shell, no q/k/v): ``2·N·C² + 2·E·C·(C + d)``; its
 count is the one of the form the layer's dispatch picks at that size (``TransposedAttention.uses_gram``).
+Each layer states its own count (:meth:`tam.layers.AttentionBlock.block_macs`); this module multiplies it out.
 
 FLOPs are 2·MACs, times batch and blocks. Like ``FlopCounterMode``, the count leaves out elementwise work
 (softmax, BatchNorm, the residual add), which is O(N·C) or, for Non-local's softmax, O(h·N²).
@@ -17,11 +18,7 @@ FLOPs are 2·MACs, times batch and blocks. Like ``FlopCounterMode``, the count l
 
 from __future__ import annotations
 
-from tam.bench.suites import KINDS, Case
-from tam.functional import gram_macs, transposed_macs
-from tam.layers import TransposedAttention
-
-CRISS_CROSS_RECURRENCE = 2  # CCNet's default, the one tam.create_attention("cc") uses
+from tam.bench.suites import Case, bench_kinds
 
 
 def analytic_flops(case: Case) -> int | None:
@@ -33,18 +30,11 @@ def analytic_flops(case: Case) -> int | None:
     """
     if case.model is not None:
         return None
-    if case.kind not in KINDS:
-        raise ValueError(f"kind must be one of {tuple(KINDS)}, got {case.kind!r}")
-    n, c, e = case.side * case.side, case.channels, case.embed_channels
-    if case.kind == "tam":
-        gram = TransposedAttention(c, heads=case.heads).uses_gram((case.side, case.side))
-        macs = (gram_macs if gram else transposed_macs)(n, c, e, case.heads)
-        return 2 * case.batch * case.blocks * macs
-    core = {
-        "nl": 2 * n * n * e,
-        "nl_sdpa": 2 * n * n * e,
-        "cc": 2 * n * (2 * case.side - 1) * e,
-        "floor": 0,
-    }[case.kind]
-    passes = CRISS_CROSS_RECURRENCE if case.kind == "cc" else 1
-    return 2 * case.batch * case.blocks * passes * (4 * n * c * e + core)
+    kinds = bench_kinds()
+    if case.kind not in kinds:
+        raise ValueError(f"kind must be one of {tuple(kinds)}, got {case.kind!r}")
+    from tam.layers import create_attention
+
+    kind, options = kinds[case.kind]
+    layer = create_attention(kind, case.channels, heads=case.heads, **options)
+    return 2 * case.batch * case.blocks * layer.block_macs((case.side, case.side))

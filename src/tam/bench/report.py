@@ -13,10 +13,9 @@ from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 
-from tam.bench.suites import Case
+from tam.bench.suites import Case, bench_kinds, fastpath_kinds
 from tam.files import write_atomic, write_text_atomic
 
-KIND_ORDER = ("none", "floor", "tam", "cc", "nl_sdpa", "nl")
 # The fields that vary within each suite (the first is a plot's x axis).
 AXIS = {
     "heads": ("heads",),
@@ -46,6 +45,17 @@ def write_report(records: Sequence[dict], out_dir: str | os.PathLike, *, plots: 
             png = plot_png(rows, suite)
             written.append(write_atomic(out / f"{suite}.png", lambda file: file.write(png)))
     return written
+
+
+def kind_order() -> tuple[str, ...]:
+    """Row order of the tables: no attention, the floor, the linear-cost kinds, then the quadratic ones."""
+    linear = fastpath_kinds()
+    return ("none", "floor", *(k for k in linear if k != "floor"), *(k for k in bench_kinds() if k not in linear))
+
+
+def _kind_rank(kind: str) -> int:
+    order = kind_order()
+    return order.index(kind) if kind in order else len(order)
 
 
 # -- Markdown ---------------------------------------------------------------------------------------------
@@ -130,7 +140,7 @@ def _suite_table(suite: str, rows: list[dict]) -> list[str]:
     def where(row: dict) -> str:
         return ", ".join(str(row[field]) for field in axis)
 
-    for row in sorted(rows, key=lambda r: (*(str(r[f]).zfill(8) for f in axis), KIND_ORDER.index(r["kind"]))):
+    for row in sorted(rows, key=lambda r: (*(str(r[f]).zfill(8) for f in axis), _kind_rank(r["kind"]))):
         nl, floor = _reference(rows, row, "nl"), _reference(rows, row, base)
         time_cell = "OOM" if row["time_ms"] is None else (
             f"{_num(row['time_ms'])} [{_num(row['time_q1_ms'])}–{_num(row['time_q3_ms'])}]"
@@ -272,7 +282,7 @@ def _time_check(label: str, top: dict | None, bottom: dict | None, bound: float,
 def _fastpath_claims(rows: list[dict]) -> list[str]:
     r0 = rows[0]
     lines = [f"Fast paths ({r0['channels']} channels, batch {r0['batch']}, {r0['device']}), fwd+bwd time ÷ floor:", ""]
-    for row in sorted(rows, key=lambda r: (r["side"], r["heads"], KIND_ORDER.index(r["kind"]))):
+    for row in sorted(rows, key=lambda r: (r["side"], r["heads"], _kind_rank(r["kind"]))):
         if row["kind"] != "floor":
             label = f"{row['kind']} ÷ floor at {row['side']}², {row['heads']} head(s)"
             lines.append(_time_check(label, row, _reference(rows, row, "floor"), 1.15, False))
@@ -287,7 +297,7 @@ def _network_claims(rows: list[dict]) -> list[str]:
         " and backward, ÷ those without):",
         "",
     ]
-    for row in sorted(rows, key=lambda r: KIND_ORDER.index(r["kind"])):
+    for row in sorted(rows, key=lambda r: _kind_rank(r["kind"])):
         none = _reference(rows, row, "none")
         top, bottom = _step_flops(row), _step_flops(none)
         flops_note = "" if top is None or not bottom else f"; FLOPs {top / bottom:.3g}×"
@@ -374,7 +384,7 @@ def _resolution_claims(rows: list[dict]) -> list[str]:
         "| kind | time p (all) | time p (top two) | memory p (all) | memory p (top two) | FLOPs p (all) |",
         "|---|---|---|---|---|---|",
     ]
-    for kind in KIND_ORDER:
+    for kind in kind_order():
         mine = sorted((r for r in rows if r["kind"] == kind), key=lambda r: r["side"])
         if not mine:
             continue
@@ -419,7 +429,7 @@ def plot_png(rows: Sequence[dict], suite: str) -> bytes:
     figure = Figure(figsize=(10, 4), layout="constrained")
     for panel, (field, label) in zip(figure.subplots(1, 2), (("time_ms", "fwd+bwd time (ms)"),
                                                              ("memory_mb", "memory (MB)"))):
-        for kind in KIND_ORDER:
+        for kind in kind_order():
             points = sorted((r[axis], r[field]) for r in rows if r["kind"] == kind and r[field])
             if points:
                 xs, ys = zip(*points)

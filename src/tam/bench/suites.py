@@ -6,7 +6,7 @@ Suites (full grid; ``--quick`` in brackets):
 - ``resolution``: 8², 16², 32², 56², 112² [8², 16², 32²], 1 head, 64 channels, batch 8.
 - ``blocks``: 1 to 4 stacked blocks [1, 2] at 32² [16²], 1 head, 64 channels, batch 32 [8].
 - ``fastpath``: each kind against the ``floor`` where DESIGN's fast paths must hold: 16², 32², 56² [16²] ×
-  1, 8, 16 heads [1, 16], 64 channels, batch 8 [4]; kinds ``floor``, ``tam`` and ``cc`` (Non-local's N² work
+  1, 8, 16 heads [1, 16], 64 channels, batch 8 [4]; every kind but the quadratic ones (Non-local's N² work
   is measured by the other suites).
 - ``network``: a training step of ``preresnet56`` [``preresnet20``], batch 32 [16], one 8-head block per stage,
   against the same model without attention (kind ``none``).
@@ -25,18 +25,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tam.amp import AMP_MODES, check_amp
+from tam.layers.registry import attention_kind, attention_kinds
 
-# kind -> (kind of tam.create_attention, its options); "none" exists only in the network suite.
-KINDS: dict[str, tuple[str, dict[str, str]]] = {
-    "tam": ("tam", {}),
-    "nl": ("nl", {"impl": "naive"}),
-    "nl_sdpa": ("nl", {"impl": "sdpa"}),
-    "cc": ("cc", {}),
-    "floor": ("floor", {}),
-}
-NETWORK_KINDS = ("none", *KINDS)
 SUITES = ("heads", "resolution", "blocks", "fastpath", "network")
-FASTPATH_KINDS = ("floor", "tam", "cc")
+
+
+def bench_kinds() -> dict[str, tuple[str, dict[str, object]]]:
+    """Benchmark kind -> (kind of :func:`tam.create_attention`, its options), from the attention registry.
+
+    A registered kind is one benchmark kind, or several where its variants differ (``nl``: the naive
+    ``nl`` and the fused ``nl_sdpa``); ``"none"`` (no attention) exists only in the network suite.
+    """
+    return {
+        variant: (name, options)
+        for name in attention_kinds(benchmark=True)
+        for variant, options in attention_kind(name).variants().items()
+    }
+
+
+def fastpath_kinds() -> tuple[str, ...]:
+    """The benchmark kinds the ``fastpath`` suite holds against the ``floor``: all but the quadratic ones."""
+    return tuple(variant for variant, (name, _) in bench_kinds().items() if not attention_kind(name).quadratic)
 
 
 @dataclass(frozen=True)
@@ -95,7 +104,7 @@ def suite_cases(
     Args:
         suite: one of :data:`SUITES`.
         quick: the reduced grid of ``tam bench --quick``.
-        kinds: restrict to these kinds (default: all of :data:`KINDS`; the network suite adds ``none``).
+        kinds: restrict to these kinds (default: all of :func:`bench_kinds`; the network suite adds ``none``).
         channels_last: feed every case ``channels_last`` inputs.
         amp: run every forward under autocast to this dtype (:data:`AMP_MODES`).
     """
@@ -107,13 +116,14 @@ def suite_cases(
 def _grid_cases(suite: str, quick: bool, kinds: tuple[str, ...] | None) -> list[Case]:
     if suite not in SUITES:
         raise ValueError(f"suite must be one of {SUITES}, got {suite!r}")
-    chosen = tuple(KINDS) if kinds is None else kinds
-    unknown = sorted(set(chosen) - set(KINDS))
+    known = tuple(bench_kinds())
+    chosen = known if kinds is None else kinds
+    unknown = sorted(set(chosen) - set(known))
     if unknown:
-        raise ValueError(f"kinds must be among {tuple(KINDS)}, got {unknown}")
+        raise ValueError(f"kinds must be among {known}, got {unknown}")
     if suite == "network":
         model, batch = ("preresnet20", 16) if quick else ("preresnet56", 32)
-        network_kinds = [k for k in NETWORK_KINDS if k == "none" or k in chosen]
+        network_kinds = ["none", *(k for k in known if k in chosen)]
         return [
             Case("network", kind, 8, 32, 3, batch, blocks=3, model=model, attention_blocks=(1, 1, 1))
             for kind in network_kinds
@@ -127,7 +137,7 @@ def _grid_cases(suite: str, quick: bool, kinds: tuple[str, ...] | None) -> list[
     elif suite == "fastpath":
         sides, counts, batch = ((16,), (1, 16), 4) if quick else ((16, 32, 56), (1, 8, 16), 8)
         grid = [dict(heads=h, side=s, batch=batch) for s in sides for h in counts]
-        chosen = tuple(k for k in chosen if k in FASTPATH_KINDS)
+        chosen = tuple(k for k in chosen if k in fastpath_kinds())
     else:
         side, batch, counts = (16, 8, (1, 2)) if quick else (32, 32, (1, 2, 3, 4))
         grid = [dict(heads=1, side=side, batch=batch, blocks=b) for b in counts]

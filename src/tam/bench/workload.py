@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tam.amp import autocast
-from tam.bench.suites import KINDS, Case
+from tam.bench.suites import Case, bench_kinds
 
 
 @dataclass
@@ -79,7 +79,7 @@ def build_workload(case: Case, device: torch.device | str = "cpu") -> Workload:
 
         attention = {}
         if case.kind != "none":
-            kind, options = KINDS[case.kind]
+            kind, options = bench_kinds()[case.kind]
             attention = dict(attention=kind, attention_blocks=case.attention_blocks, heads=case.heads, **options)
         model = create_model(case.model, num_classes=10, **attention).to(device, memory_format=memory_format)
         images = torch.randn(case.batch, case.channels, case.side, case.side, device=device)
@@ -93,7 +93,7 @@ def build_workload(case: Case, device: torch.device | str = "cpu") -> Workload:
 
     from tam.layers import create_attention
 
-    kind, options = KINDS[case.kind]
+    kind, options = bench_kinds()[case.kind]
     block = create_attention(kind, case.channels, blocks=case.blocks, heads=case.heads, **options).to(device)
     x = torch.randn(case.batch, case.channels, case.side, case.side, device=device)
     x = x.contiguous(memory_format=memory_format).requires_grad_()

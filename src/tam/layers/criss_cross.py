@@ -42,6 +42,15 @@ class CrissCross(AttentionBlock):
             x = super().forward(x)
         return x
 
+    def block_macs(self, spatial: tuple[int, ...]) -> int:
+        """The shell and the core, ``recurrence`` times."""
+        return self.recurrence * super().block_macs(spatial)
+
+    def core_macs(self, spatial: tuple[int, ...]) -> int:
+        """Each position over its row and column: ``2·N·(H+W−1)·E``."""
+        height, width = spatial
+        return 2 * height * width * (height + width - 1) * self.embed_channels
+
     def _core(self, q: Tensor, k: Tensor, v: Tensor, spatial: tuple[int, ...]) -> Tensor:
         return criss_cross_attention(q.unflatten(-1, spatial), k.unflatten(-1, spatial), v.unflatten(-1, spatial))
 

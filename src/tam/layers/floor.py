@@ -21,5 +21,8 @@ class Floor(AttentionBlock):
     def _core(self, q: Tensor, k: Tensor, v: Tensor, spatial: tuple[int, ...]) -> Tensor:
         return v
 
+    def core_macs(self, spatial: tuple[int, ...]) -> int:
+        return 0
+
     def _spatial_map(self, q: Tensor, k: Tensor, spatial: tuple[int, ...], queries: Tensor) -> Tensor:
         raise ValueError("Floor has no attention: it is the cost floor of the shell, not an attention layer")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -66,6 +68,12 @@ class NonLocal(AttentionBlock):
             return grid.reshape(batch, self.heads, t.shape[2], -1)
 
         return pooled(k), pooled(v)
+
+    def core_macs(self, spatial: tuple[int, ...]) -> int:
+        """``q kᵀ`` and ``w v``: ``2·N·N_keys·E``."""
+        n = math.prod(spatial)
+        keys = math.prod((side + 1) // 2 for side in spatial) if self.subsample else n
+        return 2 * n * keys * self.embed_channels
 
     def _core(self, q: Tensor, k: Tensor, v: Tensor, spatial: tuple[int, ...]) -> Tensor:
         return non_local_attention(

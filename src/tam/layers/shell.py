@@ -17,6 +17,7 @@ runs BN and the residual sum in ``channels_last`` (mixing layouts there cost mor
 from __future__ import annotations
 
 import abc
+import math
 import numbers
 
 import torch
@@ -155,6 +156,15 @@ class AttentionBlock(nn.Module, abc.ABC):
         spatial = self._check_input(x)
         q, k, _ = self._project(x, spatial)
         return self._spatial_map(q, k, spatial, self._check_queries(queries, q.shape[-1], x.device))
+
+    def block_macs(self, spatial: tuple[int, ...]) -> int:
+        """Multiply-accumulates per sample of one forward at ``spatial`` (DESIGN §1): the four projections,
+        ``4·N·C·E``, plus the core's (:meth:`core_macs`). Elementwise work (softmax, BN) is not counted."""
+        return 4 * math.prod(spatial) * self.channels * self.embed_channels + self.core_macs(spatial)
+
+    def core_macs(self, spatial: tuple[int, ...]) -> int:
+        """Multiply-accumulates per sample of the core at ``spatial``; a kind that states its cost overrides this."""
+        raise NotImplementedError(f"{type(self).__name__} states no analytic cost")
 
     # -- pieces shared by the subclasses -------------------------------------------------------------
 

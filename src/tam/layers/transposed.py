@@ -94,6 +94,11 @@ class TransposedAttention(AttentionBlock):
         transposed, gram = evaluation_costs(math.prod(spatial), self.channels, self.embed_channels, self.heads)
         return self.gram_applies and gram < transposed
 
+    def block_macs(self, spatial: tuple[int, ...]) -> int:
+        """The count of the form the dispatch takes at ``spatial`` (:func:`transposed_macs` or :func:`gram_macs`)."""
+        macs = gram_macs if self.uses_gram(spatial) else transposed_macs
+        return macs(math.prod(spatial), self.channels, self.embed_channels, self.heads)
+
     def _mix(self, x: Tensor, spatial: tuple[int, ...]) -> Tensor:
         if not self.uses_gram(spatial):
             return super()._mix(x, spatial)

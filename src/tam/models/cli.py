@@ -6,12 +6,13 @@ import argparse
 import fnmatch
 
 from tam.errors import UserError
+from tam.layers.registry import attention_kinds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME", help="models or glob patterns (default: all)")
     parser.add_argument("--num-classes", type=int, help="classifier size (default: the model's dataset)")
-    parser.add_argument("--attention", choices=("tam", "nl", "cc"), help="attention kind to place")
+    parser.add_argument("--attention", choices=attention_kinds(), help="attention kind to place")
     parser.add_argument(
         "--attention-blocks",
         metavar="N,N,...",
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     blocks = _parse_blocks(args.attention_blocks)
     options = {} if args.heads is None else {"heads": args.heads}
     if args.attention is None and (blocks is not None or options):
-        raise UserError("--attention-blocks and --heads need --attention tam, nl or cc")
+        raise UserError(f"--attention-blocks and --heads need --attention, one of {', '.join(attention_kinds())}")
 
     lines = []
     for name in names:

@@ -7,7 +7,7 @@ from typing import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tam.layers import KINDS, create_attention
+from tam.layers import attention_kinds, create_attention
 from tam.layers.shell import check_int
 from tam.models.registry import register_model
 from tam.models.units import PreActBasic, PreActBottleneck
@@ -40,7 +40,7 @@ class PreResNet(nn.Module):
         num_classes: size of the classifier.
         in_chans: input channels.
         drop_rate: dropout inside each unit (Wide ResNet); off by default.
-        attention: ``None`` / ``"none"``, or a kind of :func:`tam.create_attention` (``"tam"``, ``"nl"``, ``"cc"``).
+        attention: ``None`` / ``"none"``, or a kind of :func:`tam.create_attention` (``"tam"``, ``"nl"``, ``"cc"``, ...).
         attention_blocks: attention blocks per stage, one non-negative int per stage; defaults to one
             block in every stage but the first.
         **attention_options: passed to :func:`tam.create_attention` (``heads``, ``embed_channels``, ...).
@@ -123,15 +123,16 @@ def _check_attention(num_stages, attention, attention_blocks, attention_options)
         if attention_options:
             raise ValueError(
                 f"unexpected options {sorted(attention_options)}: backbone options are num_classes, in_chans, "
-                "drop_rate; attention options (heads, embed_channels, ...) need attention='tam', 'nl' or 'cc'"
+                f"drop_rate; attention options (heads, embed_channels, ...) need an attention kind, one of {attention_kinds()}"
             )
         if attention_blocks is not None and any(attention_blocks):
             raise ValueError(
-                f"attention_blocks={tuple(attention_blocks)} needs an attention kind: attention='tam', 'nl' or 'cc'"
+                f"attention_blocks={tuple(attention_blocks)} needs an attention kind, one of {attention_kinds()}"
             )
         return None, (0,) * num_stages
-    if not isinstance(attention, str) or attention not in KINDS:
-        raise ValueError(f"attention must be None or one of {KINDS}, got {attention!r}")
+    kinds = attention_kinds(include_none=True, benchmark=True)
+    if not isinstance(attention, str) or attention not in kinds:
+        raise ValueError(f"attention must be None or one of {kinds}, got {attention!r}")
     if attention_blocks is None:
         return attention, (0,) + (1,) * (num_stages - 1)
     blocks = tuple(attention_blocks) if isinstance(attention_blocks, (tuple, list)) else None

@@ -8,9 +8,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from tam.layers import ATTENTION_LAYERS, AttentionBlock
-
-_KIND_OF = {cls: kind for kind, cls in ATTENTION_LAYERS.items()}
+from tam.layers import AttentionBlock, kind_of
 
 
 def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
@@ -27,7 +25,7 @@ class AttentionSite:
 
     Attributes:
         name: module name, e.g. ``"stages.1.attention"``.
-        kind: ``"tam"``, ``"nl"``, ``"cc"`` or ``"floor"``.
+        kind: the registered kind of the blocks (``"tam"``, ``"nl"``, ..., ``"floor"``).
         blocks: number of stacked blocks.
         channels: channels of the blocks.
         heads: heads of the blocks.
@@ -100,7 +98,7 @@ def summarize(model: nn.Module, input_size: tuple[int, ...]) -> ModelSummary:
         flops=counter.get_total_flops(),
         input_size=tuple(input_size),
         sites=tuple(
-            AttentionSite(name, _KIND_OF[type(b[0])], len(b), b[0].channels, b[0].heads, spatial[name])
+            AttentionSite(name, kind_of(b[0]), len(b), b[0].channels, b[0].heads, spatial[name])
             for name, b in sites.items()
         ),
     )

@@ -110,10 +110,10 @@ class Experiment:
 
 def _without_defaults(values: dict) -> dict:
     """Cell ``values`` with the ``attention_options`` that equal the layer's defaults removed."""
-    from tam.layers.create import ATTENTION_LAYERS, attention_option_defaults
+    from tam.layers import ATTENTION_REGISTRY, attention_option_defaults
 
     kind, options = values.get("attention", "none"), values.get("attention_options")
-    if options is None or kind not in ATTENTION_LAYERS:
+    if options is None or kind not in ATTENTION_REGISTRY:
         return values
     defaults = attention_option_defaults(kind)
     kept = {key: value for key, value in options.items() if key not in defaults or defaults[key] != value}

@@ -14,12 +14,10 @@ from tam.errors import UserError
 from tam.reproduce.experiment import REPO_ROOT, Cell, Experiment
 from tam.train.config import TrainConfig, from_dict, incompatible_keys, load_yaml
 from tam.files import write_text_atomic
+from tam.layers.registry import attention_kind
 from tam.runfolder import child
 
 COST_JSON = "cost.json"
-# Attention kind of training -> the bench kind it runs as (Non-local "auto" takes the fused kernel); a kind not
-# named here runs under its own name.
-BENCH_KIND = {"nl": "nl_sdpa"}
 
 
 def resolve_source(experiment: Experiment, data: str | None) -> str:
@@ -95,7 +93,9 @@ def measure_cost(config: TrainConfig, folder: Path, *, quick: bool) -> dict | No
 
     info = model_info(config.model)
     blocks = tuple(config.attention_blocks or (0,) * info.num_stages) if config.attention != "none" else None
-    case = Case("network", BENCH_KIND.get(config.attention, config.attention), config.heads, info.input_size[1], info.input_size[0],
+    # The bench kind that runs the layer as training builds it (Non-local "auto" takes the fused kernel).
+    kind = "none" if config.attention == "none" else attention_kind(config.attention).training_variant()
+    case = Case("network", kind, config.heads, info.input_size[1], info.input_size[0],
                 config.batch_size, blocks=sum(blocks or ()), model=config.model, attention_blocks=blocks)
     device = resolve_device(config.device)
     settings = Settings(budget_s=0.1 if quick else 2.0, min_reps=1 if quick else 5, rss=False)

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 
 from tam.errors import UserError
+from tam.layers.registry import attention_kinds
 from tam.train.config import TrainConfig, field_types, from_dict, load_yaml
 
 
@@ -21,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help_text = f"{field.metadata['help']} (default: {getattr(defaults, field.name)!r})"
         if types[field.name] is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                                help=help_text)
+        elif field.name == "attention":
+            parser.add_argument(flag, default=argparse.SUPPRESS, choices=attention_kinds(include_none=True),
                                 help=help_text)
         else:
             parser.add_argument(flag, default=argparse.SUPPRESS, metavar=_metavar(field.name, types[field.name]), help=help_text)

@@ -18,8 +18,8 @@ import yaml
 
 from tam.amp import AMP_MODES
 from tam.errors import UserError
+from tam.layers.registry import attention_kinds
 
-ATTENTION_KINDS = ("tam", "nl", "cc", "none")
 SCHEDULES = ("step", "cosine")
 DTYPES = ("float32", "float64")
 
@@ -48,7 +48,7 @@ class TrainConfig:
         default=4, metadata={"help": "zero padding of the CIFAR random crop, in pixels (0: flips only)"})
 
     model: str = dataclasses.field(default="preresnet56", metadata={"help": "backbone name, e.g. preresnet20"})
-    attention: str = dataclasses.field(default="none", metadata={"help": "|".join(ATTENTION_KINDS)})
+    attention: str = dataclasses.field(default="none", metadata={"help": "attention kind (tam models lists them)"})
     heads: int = dataclasses.field(default=1, metadata={"help": "attention heads"})
     attention_blocks: list[int] | None = dataclasses.field(
         default=None, metadata={"help": "attention blocks per stage, e.g. 0,1,1 (model default if unset)"})
@@ -89,8 +89,9 @@ class TrainConfig:
         metadata={"help": "epochs whose model weights to keep as weights/epoch<E>.pt, e.g. 0,1,2,4 (0: at init)"})
 
     def __post_init__(self) -> None:
-        for key, allowed in (("attention", ATTENTION_KINDS), ("schedule", SCHEDULES), ("amp", AMP_MODES),
-                              ("dtype", DTYPES)):
+        choices = (("attention", attention_kinds(include_none=True)), ("schedule", SCHEDULES), ("amp", AMP_MODES),
+                   ("dtype", DTYPES))
+        for key, allowed in choices:
             if getattr(self, key) not in allowed:
                 raise UserError(f"{key}: {getattr(self, key)!r} is not one of {', '.join(allowed)}")
         positive = ("epochs", "batch_size", "heads", "log_interval")
