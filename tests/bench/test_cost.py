@@ -27,8 +27,8 @@ def test_tam_count_follows_the_form_the_layer_dispatches_to(channels, side):
 def test_both_tam_forms_are_exercised():
     from tam.layers import TransposedAttention
 
-    assert TransposedAttention(16, heads=2).uses_gram((8, 8))
-    assert not TransposedAttention(256, heads=2).uses_gram((2, 2))
+    assert TransposedAttention(16, heads=2).choose_form((8, 8)).form == "gram"
+    assert TransposedAttention(256, heads=2).choose_form((2, 2)).form == "transposed"
 
 
 def test_criss_cross_counts_itself_twice():

@@ -35,6 +35,17 @@ def test_record_of_a_plain_convolution():
     assert record["memory_mb"] == record["saved_mb"]
     assert 2 <= record["time_reps"] <= 3 and record["time_ms"] > 0 and record["forward_ms"] > 0
     assert record["kind"] == "floor" and record["device"] == "cpu" and record["side"] == 8
+    assert record["form"] is None and record["form_reason"] is None  # no layer with two forms
+
+
+def test_record_names_the_form_the_layer_ran():
+    from tam.layers import force_impl
+
+    record = measure_case(ALONE, "cpu", FAST)
+    assert record["form"] == "gram" and record["form_reason"].startswith("least cost")
+    with force_impl("transposed"):
+        record = measure_case(ALONE, "cpu", FAST)
+    assert (record["form"], record["form_reason"]) == ("transposed", "forced by tam.force_impl('transposed')")
 
 
 def test_oom_in_backward_is_recorded_and_earlier_numbers_kept():

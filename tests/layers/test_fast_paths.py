@@ -6,7 +6,8 @@ import torch
 import tam
 from layer_cases import awake
 from tam.functional import gram_macs, gram_transposed_attention, transposed_macs
-from tam.layers.transposed import evaluation_costs
+from tam.layers.dispatch import CPU_WRITE_COST
+from tam.layers.transposed import form_costs
 
 
 @pytest.mark.parametrize("spatial", [(9,), (4, 5), (2, 3, 4)])
@@ -42,18 +43,27 @@ def test_gram_form_in_half_precision_tracks_float64(dtype, tolerance, normalizat
     assert (out.double() - expected).abs().max() / expected.abs().max() < tolerance
 
 
+def uses_gram(layer, spatial):
+    """The form the layer runs on CPU in float32 at ``spatial`` is the Gram form."""
+    return layer.choose_form(spatial, "cpu", torch.float32).form == "gram"
+
+
+def cpu_costs(n, channels, embed, heads):
+    return [cost.at(CPU_WRITE_COST) for cost in form_costs(n, channels, embed, heads).values()]
+
+
 def test_dispatch_rule_takes_the_cheaper_exact_form():
-    transposed, gram = evaluation_costs(64, 256, 128, 1)  # 8×8, wide: the C×C fold costs more than q, k, v
-    assert transposed < gram and not tam.TransposedAttention(256, heads=1).uses_gram((8, 8))
-    transposed, gram = evaluation_costs(1024, 64, 32, 8)  # 32×32: x xᵀ streams less than q, k, v and a
-    assert gram < transposed and tam.TransposedAttention(64, heads=8).uses_gram((32, 32))
+    transposed, gram = cpu_costs(64, 256, 128, 1)  # 8×8, wide: the C×C fold costs more than q, k, v
+    assert transposed < gram and not uses_gram(tam.TransposedAttention(256, heads=1), (8, 8))
+    transposed, gram = cpu_costs(1024, 64, 32, 8)  # 32×32: x xᵀ streams less than q, k, v and a
+    assert gram < transposed and uses_gram(tam.TransposedAttention(64, heads=8), (32, 32))
     for side in (8, 16, 32, 56):
         for heads in (1, 8, 16):
-            transposed, gram = evaluation_costs(side * side, 64, 32, heads)
-            assert tam.TransposedAttention(64, heads=heads).uses_gram((side, side)) == (gram < transposed)
+            transposed, gram = cpu_costs(side * side, 64, 32, heads)
+            assert uses_gram(tam.TransposedAttention(64, heads=heads), (side, side)) == (gram < transposed)
 
 
-# The faster form on this project's CPU where the two differed by ≥ 5% (WRITE_COST's calibration, 2026-11-26):
+# The faster form on this project's CPU where the two differed by ≥ 5% (CPU_WRITE_COST's calibration, 2026-11-26):
 # (channels, side, heads) -> Gram form faster.
 MEASURED_FASTER = {
     (64, 8, 16): True, (64, 16, 1): True, (64, 16, 8): True, (64, 32, 16): True,
@@ -66,14 +76,14 @@ MEASURED_FASTER = {
 @pytest.mark.parametrize(("shape", "gram_faster"), MEASURED_FASTER.items())
 def test_dispatch_rule_ranks_the_calibration_shapes_as_measured(shape, gram_faster):
     channels, side, heads = shape
-    assert tam.TransposedAttention(channels, heads=heads).uses_gram((side, side)) == gram_faster
+    assert uses_gram(tam.TransposedAttention(channels, heads=heads), (side, side)) == gram_faster
 
 
 def test_gram_form_only_where_it_is_exact():
-    assert not tam.TransposedAttention(64, heads=8, pos_encoding="sincos").uses_gram((32, 32))
-    assert not tam.TransposedAttention(64, heads=8, geometry="direction").uses_gram((32, 32))
-    assert not tam.TransposedAttention(64, heads=8, impl="transposed").uses_gram((32, 32))
-    assert tam.TransposedAttention(256, impl="gram").uses_gram((8, 8))
+    assert not uses_gram(tam.TransposedAttention(64, heads=8, pos_encoding="sincos"), (32, 32))
+    assert not uses_gram(tam.TransposedAttention(64, heads=8, geometry="direction"), (32, 32))
+    assert not uses_gram(tam.TransposedAttention(64, heads=8, impl="transposed"), (32, 32))
+    assert uses_gram(tam.TransposedAttention(256, impl="gram"), (8, 8))
     with pytest.raises(ValueError, match="impl='gram' needs geometry='full' and pos_encoding=None"):
         tam.TransposedAttention(64, geometry="magnitude", impl="gram")
     with pytest.raises(ValueError, match="impl must be one of"):

@@ -97,8 +97,8 @@ def markdown(records: Sequence[dict]) -> str:
         ),
         "- FLOPs: forward, counted by `FlopCounterMode` (2 per multiply-add of convolutions, matmuls and fused"
         " attention; elementwise work not counted), then the analytic count of DESIGN §1 (for `tam`, of the"
-        " form its dispatch runs: transposed order or Gram form); they differ only for `cc`, whose kernel"
-        " scores each position against itself twice.",
+        " form its dispatch runs, named beside the kind: transposed order or Gram form); they differ only for"
+        " `cc`, whose kernel scores each position against itself twice.",
         "- `floor`: the block shell (projections, BN, residual) with no attention core, the cost no kind can"
         " go below. OOM: the configuration ran out of memory; what was measured before is kept.",
     ]
@@ -147,7 +147,7 @@ def _suite_table(suite: str, rows: list[dict]) -> list[str]:
         )
         analytic = "" if row["flops_analytic"] is None else f" / {_gflop(row['flops_analytic'])}"
         lines.append(
-            f"| {row['kind']} | {where(row)} | {_num(row['forward_ms'])} | {time_cell} "
+            f"| {_kind(row)} | {where(row)} | {_num(row['forward_ms'])} | {time_cell} "
             f"| {_ratio(nl, row, 'time_ms')} | {_ratio(row, floor, 'time_ms')} "
             + (f"| {_paired_cell(row)} " if paired else "")
             + f"| {_num(row['memory_mb'])} "
@@ -159,6 +159,11 @@ def _suite_table(suite: str, rows: list[dict]) -> list[str]:
         for r in rows for error in (r["error"], r.get("paired_error")) if error
     ]
     return lines + ([""] + errors if errors else []) + [""]
+
+
+def _kind(row: dict) -> str:
+    """The kind, and the form it ran where it has more than one (records older than the field have none)."""
+    return f"{row['kind']} ({row['form']})" if row.get("form") else row["kind"]
 
 
 def _setup(suite: str, row: dict) -> str:

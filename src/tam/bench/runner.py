@@ -27,6 +27,7 @@ from tam.bench.measure import (
 )
 from tam.bench.suites import Case, paired_references
 from tam.bench.workload import Workload, build_workload
+from tam.layers.dispatch import last_dispatches
 
 MB = 2**20
 
@@ -76,7 +77,9 @@ def measure_case(
         ``forward_ms`` (+ ``_q1``/``_q3``/``_reps``), ``time_ms`` (forward+backward, or the training step of a
         network; + quartiles, extremes, reps), ``saved_mb``, ``peak_mb`` (CUDA), ``rss_mb`` (CPU subprocess),
         ``memory_mb`` (``peak_mb`` on CUDA, ``saved_mb`` on CPU), ``flops`` and ``flops_backward`` (counted),
-        ``flops_analytic``.
+        ``flops_analytic``, ``form`` and ``form_reason`` (the forms that the layers with more than one exact
+        form ran, ``+``-joined, and why: :func:`~tam.layers.dispatch.last_dispatches`; ``None`` without such
+        layers).
     """
     device = torch.device(device)
     cpu = device.type == "cpu"
@@ -89,7 +92,9 @@ def measure_case(
         "params": None,
         "flops": None,
         "flops_backward": None,
-        "flops_analytic": analytic_flops(case),
+        "flops_analytic": analytic_flops(case, device),
+        "form": None,
+        "form_reason": None,
         "saved_mb": None,
         "peak_mb": None,
         "rss_mb": None,
@@ -109,6 +114,7 @@ def measure_case(
             workload.module.eval()
             with torch.inference_mode():
                 record.update(_timing("forward", time_fn(workload.forward, device, **timing)))
+            record.update(_forms(workload.module))
             workload.module.train()
 
             phase = "forward+backward"
@@ -184,6 +190,16 @@ def measure_pair(
         del workloads
         _release_memory(device)
     return _paired(reference, PairedRatio.from_samples(top, bottom))
+
+
+def _forms(module: torch.nn.Module) -> dict:
+    reports = last_dispatches(module).values()
+    if not reports:
+        return {}
+    return {
+        "form": "+".join(sorted({report.form for report in reports})),
+        "form_reason": " | ".join(dict.fromkeys(report.reason for report in reports)),
+    }
 
 
 def _first_line(error: BaseException) -> str:

@@ -2,6 +2,7 @@
 
 from tam.layers.create import attention_option_defaults, attention_options, create_attention
 from tam.layers.criss_cross import CrissCross
+from tam.layers.dispatch import Dispatch, force_impl
 from tam.layers.floor import Floor
 from tam.layers.non_local import NonLocal
 from tam.layers.registry import (
@@ -20,6 +21,7 @@ __all__ = [
     "AttentionBlock",
     "AttentionKind",
     "CrissCross",
+    "Dispatch",
     "Floor",
     "NonLocal",
     "TransposedAttention",
@@ -28,6 +30,7 @@ __all__ = [
     "attention_option_defaults",
     "attention_options",
     "create_attention",
+    "force_impl",
     "kind_of",
     "register_attention",
 ]

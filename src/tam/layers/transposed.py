@@ -16,34 +16,33 @@ from tam.functional import (
     transposed_macs,
     transposed_map,
 )
+from tam.layers.dispatch import FormCost, FormDispatch
 from tam.layers.shell import AttentionBlock
 
 
-IMPLS = ("auto", "transposed", "gram")
+FORMS = ("transposed", "gram")
+IMPLS = ("auto", *FORMS)
 
 
-# Time to stream one element through memory, in multiply-accumulates of a large matmul: elementwise and
-# layout work runs at memory bandwidth, matmuls at compute speed. Calibrated on this project's CPU (C = 64,
-# 128, 256 at 8², 16², 32²; 1, 8, 16 heads; batch 8, channels_last, forward+backward from a dense output
-# gradient, the two forms timed alternately): every value from 48 to 128 ranks all 27 shapes as measured,
-# 32 (fitted earlier, on gradients seeded by ``y.sum()``) misranks seven.
-WRITE_COST = 64
-
-
-def evaluation_costs(n: int, channels: int, embed: int, heads: int) -> tuple[int, int]:
-    """Cost per sample of the transposed order and of the Gram form: MACs plus weighted elements written.
+def form_costs(n: int, channels: int, embed: int, heads: int) -> dict[str, FormCost]:
+    """:class:`~tam.layers.dispatch.FormCost` per sample of the transposed order and of the Gram form.
 
     Per position, the transposed order streams q, k, v, ``a`` and ``Wz a`` forward and their gradients
     backward (counted ``6E + C``); the Gram form streams ``M x`` and the gradient of ``x`` (counted ``2C``),
-    but pays ``C×C`` work per sample, which loses on small maps with many channels. The counts are the
-    calibrated proxies of the benchmark above, not exact byte counts.
+    but pays ``C×C`` work per sample, which loses on small maps with many channels. The element counts are
+    the proxies that :data:`~tam.layers.dispatch.CPU_WRITE_COST` was calibrated with, not exact byte counts.
+
+    Example:
+        >>> form_costs(64, 128, 64, 1)  # 8×8, 128 channels, one head: the Gram form pays off above 160
+        {'transposed': FormCost(macs=2621440, elements=32768), 'gram': FormCost(macs=5242880, elements=16384)}
     """
-    transposed = transposed_macs(n, channels, embed, heads) + WRITE_COST * n * (6 * embed + channels)
-    gram = gram_macs(n, channels, embed, heads) + WRITE_COST * n * 2 * channels
-    return transposed, gram
+    return {
+        "transposed": FormCost(transposed_macs(n, channels, embed, heads), n * (6 * embed + channels)),
+        "gram": FormCost(gram_macs(n, channels, embed, heads), n * 2 * channels),
+    }
 
 
-class TransposedAttention(AttentionBlock):
+class TransposedAttention(FormDispatch, AttentionBlock):
     """Spatial attention evaluated in the transposed order: ``a = (s·v kᵀ) q``.
 
     With ``normalization="scale"`` (the proposal) this is the same function as :class:`NonLocal` with
@@ -52,7 +51,9 @@ class TransposedAttention(AttentionBlock):
 
     Two exact evaluations: ``"transposed"`` forms q, k, v and the ``d×d`` maps; ``"gram"`` folds the whole
     block into one ``C×C`` map per sample through ``x xᵀ`` (cost independent of heads; ``full`` geometry
-    without positional encoding only). ``"auto"`` takes the cheaper by :func:`evaluation_costs`.
+    without positional encoding only). ``"auto"`` takes the cheaper by :func:`form_costs` on the input's
+    device and dtype, unless :func:`tam.force_impl` or ``TAM_IMPL`` forces one (:mod:`tam.layers.dispatch`);
+    ``last_dispatch`` says which form ran last and why.
 
     Args:
         channels: input and output channels.
@@ -87,20 +88,16 @@ class TransposedAttention(AttentionBlock):
             )
         self.normalization = normalization
 
-    def uses_gram(self, spatial: tuple[int, ...]) -> bool:
-        """The dispatch rule: Gram form where it applies and :func:`evaluation_costs` says it is cheaper."""
-        if self.impl != "auto":
-            return self.impl == "gram"
-        transposed, gram = evaluation_costs(math.prod(spatial), self.channels, self.embed_channels, self.heads)
-        return self.gram_applies and gram < transposed
+    forms = FORMS
 
-    def block_macs(self, spatial: tuple[int, ...]) -> int:
-        """The count of the form the dispatch takes at ``spatial`` (:func:`transposed_macs` or :func:`gram_macs`)."""
-        macs = gram_macs if self.uses_gram(spatial) else transposed_macs
-        return macs(math.prod(spatial), self.channels, self.embed_channels, self.heads)
+    def form_costs(self, spatial: tuple[int, ...]) -> dict[str, FormCost]:
+        return form_costs(math.prod(spatial), self.channels, self.embed_channels, self.heads)
+
+    def unavailable_forms(self) -> dict[str, str]:
+        return {} if self.gram_applies else {"gram": "the Gram form needs geometry='full' and pos_encoding=None"}
 
     def _mix(self, x: Tensor, spatial: tuple[int, ...]) -> Tensor:
-        if not self.uses_gram(spatial):
+        if self._dispatch(x, spatial) != "gram":
             return super()._mix(x, spatial)
         weights = (conv.weight.flatten(1) for conv in (self.theta, self.phi, self.g, self.z))
         return gram_transposed_attention(x.flatten(2), *weights, heads=self.heads, normalization=self.normalization)
