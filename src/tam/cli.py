@@ -88,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(args._module)
     try:
         return int(module.run(args) or 0)
-    except KeyboardInterrupt:
-        print(f"tam {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as error:
+        detail = f": {error}" if str(error) else ""
+        print(f"tam {args.command}: interrupted{detail}", file=sys.stderr)
         return 130
     except Exception as error:
         message = describe_failure(error)

@@ -42,7 +42,8 @@ def make_run(folder, data, **fields):
 def test_analyze_writes_report_json_and_a_figure_per_kind(tmp_path, cifar10_jpeg, capsys, attention, fields, figures):
     run = make_run(tmp_path / "run", cifar10_jpeg, attention=attention, **fields)
     out = tmp_path / "analysis"
-    assert analyze("--checkpoint", run, "--data", cifar10_jpeg, "--out", out, "--images", 20, "--figure-images", 2,
+    data = [] if attention == "cc" else ["--data", cifar10_jpeg]  # without --data: the source the run recorded
+    assert analyze("--checkpoint", run, *data, "--out", out, "--images", 20, "--figure-images", 2,
                    "--device", "cpu") == 0
     analysis = json.loads((out / "analysis.json").read_text())
     assert analysis["images"] == 20 and len(analysis["figure_images"]) == 2
@@ -64,6 +65,9 @@ def test_user_errors_name_the_argument(tmp_path, cifar10_jpeg):
         analyze("--checkpoint", run, "--data", cifar10_jpeg, "--out", tmp_path / "o", "--queries", "0.5,2")
     with pytest.raises(UserError, match="--images"):
         analyze("--checkpoint", run, "--data", cifar10_jpeg, "--out", tmp_path / "o", "--images", "0")
+    gone = make_run(tmp_path / "gone", tmp_path / "moved.tar.gz", attention="nl")
+    with pytest.raises(UserError, match=r"trained on '.*moved\.tar\.gz', which is not here; give the data with --data"):
+        analyze("--checkpoint", gone, "--out", tmp_path / "o")
     none = make_run(tmp_path / "none", cifar10_jpeg, attention="none", attention_blocks=None)
     with pytest.raises(UserError, match="no attention blocks"):
         analyze("--checkpoint", none, "--data", cifar10_jpeg, "--out", tmp_path / "o", "--images", 4)

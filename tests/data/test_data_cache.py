@@ -139,6 +139,7 @@ def test_cli_prepare_and_info(tmp_path, run_cli):
     assert code == 0
     assert "cifar100, read from the cifar-python format" in out and "train 12, test 6" in out
     assert "100: fine_00, fine_01" in out and "coarse classes  20" in out and "augment         cifar" in out
+    assert "(the constants training uses)" in out and "not the measured statistics" in out
     code, out, _ = run_cli("info", tmp_path / "c100.pt", "--json")
     info = json.loads(out)
     assert info["splits"] == {"train": 12, "test": 6} and info["image_shape"] == [3, 32, 32]

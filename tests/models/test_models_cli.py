@@ -26,8 +26,9 @@ def test_plain_models(capsys):
     out = _run(["preresnet2*", "preresnet56"], capsys)
     rows = [line.split() for line in out.splitlines()[2:-1]]
     assert [row[0] for row in rows] == ["preresnet20", "preresnet56"]
-    assert rows[0] == ["preresnet20", "3×32×32", "10", "0.272M", "0.082", "-"]
-    assert rows[1][3] == "0.590M"
+    assert rows[0] == ["preresnet20", "3×32×32", "10", "0.272M", "0.082", "9×basic", "-"]
+    assert rows[1][3] == "0.590M" and rows[1][5] == "18×bottleneck"
+    assert "bottlenecks from depth 44 up" in out.splitlines()[-1]
 
 
 def test_attention_sites(capsys):

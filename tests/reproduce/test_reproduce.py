@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from data.tam_data_builders import cifar10_files, write
-from tam.cli import main
+from tam.cli import build_parser, main
 from tam.errors import UserError
 from tam.reproduce.experiment import experiment_names, load_experiment
 
@@ -49,7 +49,8 @@ def test_missing_data_says_how_to_get_it(tmp_path, capsys):
     assert main(["reproduce", "cifar100", "--budget", "smoke", "--out", str(tmp_path / "x")]) == 2
     message = capsys.readouterr().err
     assert "cifar100 of experiment cifar100 is not present" in message
-    assert "--data PATH" in message and "tam data download cifar100 --out DIR" in message
+    assert "--data PATH" in message and "tam data download cifar100 --dir DIR" in message
+    build_parser().parse_args(["data", "download", "cifar100", "--dir", "DIR"])  # the advice parses
 
 
 def test_every_experiment_file_expands_for_every_budget():

@@ -125,3 +125,41 @@ def test_ddp_two_processes_match_one(cifar, tmp_path):
     assert reference.keys() == distributed.keys()
     for name, tensor in reference.items():
         torch.testing.assert_close(distributed[name], tensor, rtol=0, atol=1e-5, msg=name)
+
+
+def test_interrupt_says_what_was_saved_and_how_to_resume(cifar, tmp_path, monkeypatch, capsys):
+    import tam.train.loop as loop
+    from tam.errors import Interrupted
+
+    real, calls = loop.evaluate, []
+
+    def evaluate_then_interrupt(*args, **kwargs):  # Ctrl-C during the second epoch's evaluation
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "evaluate", evaluate_then_interrupt)
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted, match=r"checkpoint\.pt holds epoch 1 of 3; continue with the same command and "
+                                          r"--resume"):
+        train(small_config(cifar, out, epochs=3))
+    monkeypatch.setattr(loop, "evaluate", real)
+    capsys.readouterr()
+    train(small_config(cifar, out, epochs=2), resume=True)
+    printed = capsys.readouterr().out
+    assert "checkpoint.pt: resuming after epoch 1 of 2" in printed and "epochs 2..2" in printed
+
+
+def test_the_cli_prints_an_interruption_with_its_hint(monkeypatch, capsys):
+    import tam.models.cli
+    from tam.cli import main
+    from tam.errors import Interrupted
+
+    def interrupted(args):
+        raise Interrupted("run/checkpoint.pt holds epoch 1 of 3; continue with the same command and --resume")
+
+    monkeypatch.setattr(tam.models.cli, "run", interrupted)
+    assert main(["models"]) == 130
+    assert capsys.readouterr().err == ("tam models: interrupted: run/checkpoint.pt holds epoch 1 of 3; continue "
+                                       "with the same command and --resume\n")

@@ -28,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--trajectory", metavar="RUN",
                       help="a `tam train` run folder: the weights it kept (--keep-weights), epoch by epoch")
     parser.add_argument("--data", metavar="SOURCE",
-                        help="dataset source or prepared cache; its test split is analysed (--grid and "
-                             "--trajectory default to the source each run's config.yaml names)")
+                        help="dataset source or prepared cache; its test split is analysed (default: the source "
+                             "the run was trained on, as its config records it)")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="folder for the report (report.md or README.md), its JSON and PNGs")
     parser.add_argument("--overwrite", action="store_true",
@@ -71,6 +71,16 @@ def checkpoint_path(value: str) -> Path:
     return path
 
 
+def recorded_source(path: Path) -> str:
+    """The data source the checkpoint at ``path`` was trained on, from its config; refused when it is not here."""
+    from tam.train.checkpoint import load_checkpoint
+
+    source = load_checkpoint(path)["config"].get("data")
+    if not source or not Path(source).exists():
+        raise UserError(f"{path}: it was trained on {source!r}, which is not here; give the data with --data")
+    return source
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -92,10 +102,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--device: CUDA is not available on this machine")
     if summarising:
         return _summarise(args, count, device)
-    if args.data is None:
-        raise UserError("--data: required with --checkpoint (a dataset source or prepared cache)")
-
     path = checkpoint_path(args.checkpoint)
+    if args.data is None:
+        args.data = recorded_source(path)
     with RunFolder.claim(args.out, command="analyze", overwrite=args.overwrite, inputs=[path, args.data]) as run:
         analysis = _analyze(args, path, count, device, points)
     for block in analysis["blocks"]:

@@ -3,7 +3,7 @@
     tam data prepare SOURCE [--out FILE]     turn a source into a cache (default: the automatic cache)
     tam data info FILE [--json]              describe a cache
     tam data download cifar10|cifar100       fetch an official archive (resumable, checksum-verified)
-    tam data bench [--source SRC] --out DIR  loader throughput -> DIR/loader.json + loader.md
+    tam data bench [--source SRC] [--out DIR] loader throughput -> DIR/loader.json + loader.md (default runs/loader)
 """
 
 from __future__ import annotations
@@ -28,20 +28,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="decoding processes (default: CPU count, at most 8)")
 
     p = sub.add_parser("info", help="describe a prepared cache")
-    p.add_argument("file")
+    p.add_argument("file", help="a cache written by `tam data prepare` (its --out, or the automatic cache)")
     p.add_argument("--json", action="store_true", help="print the description as JSON")
 
     p = sub.add_parser("download", help="fetch an official CIFAR archive (resumable, checksum-verified)")
-    p.add_argument("name", choices=("cifar10", "cifar100"))
+    p.add_argument("name", choices=("cifar10", "cifar100"), help="which archive: cifar10 or cifar100")
     p.add_argument("--dir", help="where to put it (default: <cache dir>/downloads, where `load_dataset(name)` looks)")
 
     p = sub.add_parser("bench", help="measure loader throughput; writes loader.json and loader.md")
     p.add_argument("--source", help="a source or cache to measure preparation on (default: synthetic tensors)")
-    p.add_argument("--out", default="results/loader", help="output folder (default: results/loader)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default="runs/loader", help="output folder (default: runs/loader)")
+    p.add_argument("--batch-size", type=int, default=128, help="images per batch (default: 128)")
+    p.add_argument("--device", default="cpu", help="where the loader puts batches: cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--passes", type=int, default=3, help="timed epochs per loader")
-    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--channels-last", action="store_true",
+                   help="batches in channels_last memory format, as tam train makes them (default: contiguous NCHW)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--no-model", action="store_true", help="skip the preresnet20 step yardstick")
     p.add_argument("--note", help="a remark recorded with the results (e.g. what else ran on the machine)")
@@ -95,8 +96,11 @@ def _info(args) -> int:
         rows.append(("coarse classes", f"{len(info['coarse_classes'])}"))
     rows += [
         ("augment", info["augment"]),
-        ("normalise", f"mean {fmt(info['mean'])}, std {fmt(info['std'])}"),
+        ("normalise", f"mean {fmt(info['mean'])}, std {fmt(info['std'])} (the constants training uses)"),
         ("train pixels", f"mean {fmt(info['pixel_mean'])}, std {fmt(info['pixel_std'])} (measured, 0-1 scale)"),
+        ("", "normalise is the recipe's published constants, kept so results compare with published ones; "
+             "they are not the measured statistics (the std (0.2023, 0.1994, 0.2010) that CIFAR recipes copy "
+             "is smaller than the pixels' own)"),
         ("created", f"{info.get('created')} by tam {info.get('tam_version')} (cache format {info['version']})"),
     ]
     width = max(len(key) for key, _ in rows)

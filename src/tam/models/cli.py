@@ -45,13 +45,24 @@ def run(args: argparse.Namespace) -> int:
         sites = [str(site) for site in summary.sites] or ["-"]
         lines.append(
             f"{name:<14}{size:>10}{model.num_classes:>9}{summary.params / 1e6:>9.3f}M"
-            f"{summary.flops / 1e9:>9.3f}  {sites[0]}"
+            f"{summary.flops / 1e9:>9.3f}  {_units(model):<15} {sites[0]}"
         )
-        lines += [f"{'':<52}  {site}" for site in sites[1:]]
-    header = f"{'model':<14}{'input':>10}{'classes':>9}{'params':>10}{'GFLOPs':>9}  attention"
+        lines += [f"{'':<68}  {site}" for site in sites[1:]]
+    header = f"{'model':<14}{'input':>10}{'classes':>9}{'params':>10}{'GFLOPs':>9}  {'units':<15} attention"
     print("\n".join([header, "-" * len(header), *lines]))
-    print("FLOPs: forward at batch 1, 2 per multiply-add (torch.utils.flop_counter).")
+    print("FLOPs: forward at batch 1, 2 per multiply-add (torch.utils.flop_counter). Units: residual units, basic "
+          "(two 3×3 convolutions) or bottleneck (1×1, 3×3, 1×1, ×4 expansion); the CIFAR PreResNets use bottlenecks "
+          "from depth 44 up, as the thesis code does, so preresnet44 has fewer parameters than preresnet32.")
     return 0
+
+
+def _units(model) -> str:
+    """``"9×basic"``, ``"18×bottleneck"``: the count and kind of the model's residual units."""
+    from tam.models.units import PreActBasic, PreActBottleneck
+
+    counts = {kind: sum(isinstance(m, unit) for m in model.modules())
+              for kind, unit in (("basic", PreActBasic), ("bottleneck", PreActBottleneck))}
+    return ", ".join(f"{count}×{kind}" for kind, count in counts.items() if count) or "-"
 
 
 def _select(patterns: list[str], available: list[str]) -> list[str]:

@@ -27,7 +27,7 @@ def resolve_source(experiment: Experiment, data: str | None) -> str:
         # Resolved, so that a run's config names the same data from whichever checkout resumes it.
         return str(Path(source).resolve())
     where = f"at {source}" if source else "(the experiment names no default source)"
-    fetch = (f"; or fetch the official archive: tam data download {experiment.dataset} --out DIR"
+    fetch = (f"; or fetch the official archive: tam data download {experiment.dataset} --dir DIR"
              if experiment.dataset in ("cifar10", "cifar100") else "")
     raise UserError(f"{experiment.dataset or 'the dataset'} of experiment {experiment.name} is not present "
                     f"{where}: point to it with tam reproduce {experiment.name} --data PATH{fetch}")

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tam.amp import autocast as amp_autocast
-from tam.errors import UserError
+from tam.errors import Interrupted, UserError
 from tam.files import write_text_atomic
 from tam.runfolder import RunFolder
 from tam.train import distributed
@@ -54,7 +54,11 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
             run.update(config=config.to_dict(), config_digest=config.digest())
             if overwrite:
                 (Path(config.out) / CHECKPOINT).unlink(missing_ok=True)  # a folder written before manifests
-            return _train(config, resume, context, run)
+            try:
+                return _train(config, resume, context, run)
+            except KeyboardInterrupt:
+                hint = _resume_hint(Path(config.out), run.manifest.get("saved_epoch", 0), config.epochs)
+                raise Interrupted(hint) from None
     finally:
         distributed.teardown()
 
@@ -115,6 +119,7 @@ def _train(config: TrainConfig, resume: bool, context: distributed.Context, run:
     if context.is_main:
         write_text_atomic(out / CONFIG_YAML, to_yaml(config))
         writer = MetricsWriter(out, keep_epochs=start_epoch, tensorboard=config.tensorboard)
+        run.update(saved_epoch=start_epoch)
         print(f"{config.model} attention={config.attention}: {params:,} parameters, {len(train_pick)} train / "
               f"{len(test_pick)} test images, {context.world_size} x {device}, epochs {start_epoch + 1}..{config.epochs}",
               flush=True)
@@ -160,6 +165,7 @@ def _train(config: TrainConfig, resume: bool, context: distributed.Context, run:
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                 "loader": train_loader.state_dict(), "rng": rng_state()})
+            run.update(saved_epoch=epoch + 1)
             print(f"epoch {epoch + 1}/{config.epochs}  train loss {record['train_loss']:.4f} "
                   f"top-1 {record['train_top1']:.2f}  test loss {test_loss:.4f} top-1 {test_top1:.2f} "
                   f"top-5 {test_top5:.2f}  lr {record['lr']:.4g}  {record['train_images_per_s']:.0f} img/s  "
@@ -206,6 +212,7 @@ def _checkpoint_to_resume(path: Path, config: TrainConfig, resume: bool) -> dict
         print(f"{path}: no checkpoint yet; starting from scratch", flush=True)
         return None
     checkpoint = load_checkpoint(path)
+    print(f"{path}: resuming after epoch {checkpoint['epoch']} of {config.epochs}", flush=True)
     if checkpoint["config_digest"] != config.digest():
         differences = incompatible_keys(checkpoint["config"], config)
         raise UserError(f"{path}: cannot resume with a different config: {'; '.join(differences)}")
@@ -213,6 +220,19 @@ def _checkpoint_to_resume(path: Path, config: TrainConfig, resume: bool) -> dict
         raise UserError(f"epochs: {config.epochs} is fewer than the {checkpoint['epoch']} the checkpoint at "
                         f"{path} already completed")
     return checkpoint
+
+
+def _resume_hint(out: Path, saved_epoch: int, epochs: int) -> str:
+    """What an interrupted run kept, and how to continue it."""
+    if saved_epoch == 0:
+        return f"no epoch finished, so {out} holds no checkpoint; run the same command again to start over"
+    return f"{out / CHECKPOINT} holds epoch {saved_epoch} of {epochs}; continue with the same command and --resume"
+
+
+def _percent(value: float) -> float:
+    """A percentage of test images, without the float residue of a subtraction (100 - 89.4 = 10.599999999999994);
+    6 decimals resolve one image in a million."""
+    return round(value, 6)
 
 
 def summarise(records: list[dict], config: TrainConfig, *, params: int, data: str,
@@ -229,7 +249,7 @@ def summarise(records: list[dict], config: TrainConfig, *, params: int, data: st
     return {
         "model": config.model, "attention": config.attention, "heads": config.heads,
         "attention_blocks": config.attention_blocks, "attention_options": config.attention_options, "data": data,
-        "final_top1": top1, "final_top5": top5, "final_top1_error": 100 - top1, "final_top5_error": 100 - top5,
+        "final_top1": top1, "final_top5": top5, "final_top1_error": _percent(100 - top1), "final_top5_error": _percent(100 - top5),
         "final_test_images": test_images,
         "best_top1": best["test_top1"], "best_epoch": best["epoch"], "epochs_completed": last["epoch"],
         "params": params,
