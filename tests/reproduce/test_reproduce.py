@@ -28,14 +28,17 @@ def test_smoke_budget_runs_and_tabulates_every_cell(tiny_cifar10, tmp_path, caps
     table = (out / "README.md").read_text()
     cells = [cell.name for cell in load_experiment("cifar10").cells("smoke")]
     assert cells == ["none", "nl-h1", "nl-h8", "tam-h1", "tam-h8", "cc-h1"]
-    rows = re.findall(r"^\| (\S+) \| ([\d.]+) \| ([\d.]+) \| 1 \| ([\d.]+)M \|", table, flags=re.M)
+    rows = re.findall(r"^\| (\S+) \| ([\d.]+) \| [^|]+ \| [^|]+ \| ([\d.]+) \| 1 \| (\d+) \| [\d.]+M \|", table,
+                      flags=re.M)
     assert [row[0] for row in rows] == cells
-    for cell, top1_error, _, _ in rows:  # every number traceable to its run folder
+    for cell, top1_error, _, test_images in rows:  # every number traceable to its run folder
         results = json.loads((out / cell / "seed0" / "results.json").read_text())
         assert float(top1_error) == pytest.approx(100 - results["final_top1"], abs=0.005)
+        assert int(test_images) == results["final_test_images"]
         assert (out / cell / "cost.json").is_file()
     assert "1 head(s): TAM ≥ Non-local in accuracy" in table and "8 head(s)" in table
     assert "| none | " in table and "| 1.00× | 1.00× |" in table
+    assert (out / "accuracy.png").is_file() and (out / "accuracy_cost.png").is_file()
 
     # A second call without --resume refuses to mix experiments; with --resume everything is skipped.
     assert main(args) == 2

@@ -1,4 +1,4 @@
-"""Welch's interval for a difference of two means (no SciPy: the Student t quantile
+"""Mean ± std over seeds, and Welch's interval for a difference of two means (no SciPy: the Student t quantile
 comes from the regularised incomplete beta function, evaluated by its continued fraction).
 
     welch_interval([0.8, 0.7, 0.9], [0.1, 0.2, 0.0])   # Difference(0.7, low, high, df, ...)
@@ -8,8 +8,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
-from tam.reproduce.table import mean_std
+
+def mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (``None`` for a single value)."""
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, None
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 def _beta_fraction(a: float, b: float, x: float) -> float:
@@ -81,19 +88,31 @@ class Difference:
         return "not resolved"
 
 
-def welch_interval(a: list[float], b: list[float], level: float = 0.95) -> Difference:
+def welch_interval(a: list[float], b: list[float], level: float = 0.95, *,
+                   known_variance: float = 0.0) -> Difference:
     """Welch's ``level`` interval for ``mean(a) − mean(b)`` (unequal variances, Welch–Satterthwaite df).
 
-    With zero spread on both sides the interval is the difference itself; with fewer than two values on a
-    side there is no interval.
+    ``known_variance`` is a further variance of the difference known exactly (infinite degrees of freedom),
+    e.g. a test set's binomial error: it widens the interval and raises the df. With zero spread everywhere
+    the interval is the difference itself; with fewer than two values on a side there is no interval.
     """
     (mean_a, std_a), (mean_b, std_b) = mean_std(a), mean_std(b)
     difference = mean_a - mean_b
     if std_a is None or std_b is None:
         return Difference(difference, None, None, None, level, (len(a), len(b)))
-    va, vb = std_a**2 / len(a), std_b**2 / len(b)
-    if va + vb == 0:
-        return Difference(difference, difference, difference, math.inf, level, (len(a), len(b)))
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = t_quantile(0.5 + level / 2, df) * math.sqrt(va + vb)
-    return Difference(difference, difference - half, difference + half, df, level, (len(a), len(b)))
+    return welch_terms(difference, [(std_a**2 / len(a), len(a) - 1), (std_b**2 / len(b), len(b) - 1)],
+                       known_variance, level, (len(a), len(b)))
+
+
+def welch_terms(difference: float, estimated: list[tuple[float, int]], known: float, level: float,
+                counts: tuple[int, int]) -> Difference:
+    """The ``level`` interval around ``difference`` whose variance is a sum of terms ``(variance, df)``
+    estimated from samples and a ``known`` term (infinite df), with the Welch–Satterthwaite df."""
+    total = sum(v for v, _ in estimated) + known
+    if total == 0:
+        return Difference(difference, difference, difference, math.inf, level, counts)
+    denominator = sum(v**2 / df for v, df in estimated)
+    df = total**2 / denominator if denominator > 0 else math.inf
+    quantile = t_quantile(0.5 + level / 2, df) if math.isfinite(df) else NormalDist().inv_cdf(0.5 + level / 2)
+    half = quantile * math.sqrt(total)
+    return Difference(difference, difference - half, difference + half, df, level, counts)

@@ -17,12 +17,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from tam.analysis.intervals import Difference, welch_interval
+from tam.analysis.intervals import Difference, mean_std, welch_interval
 from tam.analysis.maps import attention_blocks, capture_inputs
 from tam.analysis.model import load_trained
 from tam.analysis.runs import Weights
 from tam.analysis.statistics import block_statistics
-from tam.reproduce.table import mean_std
 
 # The per-block statistics summarised over seeds (names of BlockStatistics.summary()).
 STATISTICS = ("magnitude_correlation", "direction_correlation", "row_entropy", "logit_spread")

@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reuse", action="append", default=[], metavar="DIR",
                         help="another experiment's folder whose finished cells with the very same config are "
                              "read from there instead of trained again (repeatable)")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="an earlier experiment folder (another budget): the table states its smallest "
+                             "resolvable difference beside this one's")
     parser.add_argument("--table-only", action="store_true",
                         help="train nothing: write the table of --out from the runs finished so far")
 
@@ -38,9 +41,9 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds is not None and args.seeds < 1:
         raise UserError(f"--seeds must be ≥ 1, got {args.seeds}")
     reuse = tuple(Path(folder) for folder in args.reuse)
-    for folder in reuse:
-        if not folder.is_dir():
-            raise UserError(f"--reuse {folder}: no such folder")
+    for flag, folder in [("--reuse", folder) for folder in reuse] + [("--baseline", args.baseline)]:
+        if folder is not None and not Path(folder).is_dir():
+            raise UserError(f"{flag} {folder}: no such folder")
     if args.table_only and not out.is_dir():
         raise UserError(f"--out {out}: no such experiment folder to tabulate")
     with RunFolder.claim(out, command="reproduce", resume=args.resume or args.table_only,
@@ -49,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--out {out}: holds an earlier experiment; pass --resume to continue it, "
                             "or choose another --out")
         readme = reproduce(experiment, args.budget, out, seeds=args.seeds, data=args.data, device=args.device,
-                           reuse=reuse, train=not args.table_only)
+                           reuse=reuse, train=not args.table_only,
+                           baseline=Path(args.baseline) if args.baseline else None)
     print(f"table: {readme}")
     return 0

@@ -7,12 +7,13 @@ from pathlib import Path
 from tam.files import write_text_atomic
 from tam.reproduce.experiment import Experiment
 from tam.reproduce.runner import cell_config, finished_elsewhere, measure_cost, resolve_source, run_training
+from tam.reproduce.plots import plot_accuracy
 from tam.reproduce.table import collect, markdown
 
 
 def reproduce(experiment: Experiment, budget: str, out: Path, *, seeds: int | None = None,
               data: str | None = None, device: str = "auto", reuse: tuple[Path, ...] = (),
-              train: bool = True) -> Path:
+              train: bool = True, baseline: Path | None = None) -> Path:
     """Run ``experiment`` at ``budget`` into ``out`` (resuming what is there) and write its table.
 
     Args:
@@ -20,6 +21,8 @@ def reproduce(experiment: Experiment, budget: str, out: Path, *, seeds: int | No
             this experiment would train (e.g. the geometry ablation's Non-local softmax cell, which is
             ``cifar10``'s ``nl-h1``) is read from there instead of trained again.
         train: ``False`` only writes the table (and plots) from the runs finished so far.
+        baseline: an earlier experiment folder (another budget) whose smallest resolvable difference the
+            table states beside this one's.
 
     Returns:
         the path of ``<out>/README.md``.
@@ -40,7 +43,9 @@ def reproduce(experiment: Experiment, budget: str, out: Path, *, seeds: int | No
         for name, per_cell in own.items():
             measure_cost(per_cell[0], out / name, quick=budget == "smoke")
     rows = collect(folders)
-    return write_text_atomic(out / "README.md", markdown(experiment.title, budget, rows, out))
+    earlier = collect({cell.name: cell for cell in sorted(baseline.iterdir()) if cell.is_dir()}) if baseline else None
+    plot_accuracy(rows, out)
+    return write_text_atomic(out / "README.md", markdown(experiment.title, budget, rows, out, earlier))
 
 
 def _reproduce_costs(experiment: Experiment, budget: str, out: Path, device: str) -> Path:
