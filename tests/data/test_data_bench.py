@@ -10,8 +10,12 @@ from tam import cli
 def test_bench_writes_json_and_markdown(tmp_path, monkeypatch, capsys):
     import torch
 
+    from tam.bench import load
+
     threads = torch.get_num_threads()
     monkeypatch.setattr(cli, "COMMANDS", {"data": cli.COMMANDS["data"]})
+    monkeypatch.setattr(load, "load_average", lambda: 3.0)  # another job holds both cores
+    monkeypatch.setattr(load, "cores", lambda: 2)
     source = write(imagefolder_files(train=40, test=10, size=(32, 32))[0], tmp_path / "s.tar.gz", "tar.gz")
     code = cli.main(["data", "bench", "--source", str(source), "--out", str(tmp_path / "r"), "--passes", "1",
                      "--batch-size", "16", "--threads", "1", "--note", "a smoke test"])  # 1 thread: robust on a busy shared CPU
@@ -23,4 +27,9 @@ def test_bench_writes_json_and_markdown(tmp_path, monkeypatch, capsys):
     markdown = (tmp_path / "r" / "loader.md").read_text()
     assert "# Data loader throughput" in markdown and "% of a step" in markdown and "- Note: a smoke test" in markdown
     assert result["command"] == f"tam data bench --source {source} --batch-size 16 --device cpu --passes 1 --threads 1"
-    assert "wrote" in capsys.readouterr().out
+    # the shared timing policy: the choice printed and recorded, the figures marked as taken under load
+    line = "tam data bench: 1-min load average 3.0 on 2 cores (as --threads asks): timing with 1 thread, under load"
+    assert result["under_load"] and result["threads_chosen"].startswith(line)
+    assert f"- Threads: {line}" in markdown and "| images/s (median) *under load* |" in markdown
+    printed = capsys.readouterr()
+    assert "wrote" in printed.out and line in printed.err

@@ -10,8 +10,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
 from tam.amp import AMP_MODES
@@ -34,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=int, default=None,
         help="CPU threads of torch (default: torch's own count, capped by the cores that the 1-min load average "
-        "leaves free, at least 1: threads beyond the free cores stall at every op waiting for one)",
+        "leaves free, at least 1: threads beyond the free cores stall at every op waiting for one); the choice is "
+        "printed, and costs measured with more threads than free cores are marked under load",
     )
     parser.add_argument("--out", default="runs/bench", help="output folder (default: runs/bench)")
     parser.add_argument("--overwrite", action="store_true",
@@ -75,6 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from tam.bench.load import choose_threads
     from tam.bench.report import write_report
     from tam.bench.runner import Settings, run_cases
     from tam.bench.suites import suite_cases
@@ -91,8 +91,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--rounds must be ≥ 1, got {args.rounds}")
     if not cpu and (args.rss or args.memory_limit):
         raise UserError(f"--rss and --memory-limit are for CPU runs; --device {args.device} reports the CUDA peak")
-    if args.threads or cpu:
-        torch.set_num_threads(args.threads or _threads_for_load(torch.get_num_threads()))
+    choice = choose_threads(args.threads, torch.get_num_threads(), command="tam bench") if args.threads or cpu else None
     limit = None
     if cpu:
         limit = int(args.memory_limit * 2**30) if args.memory_limit else _available_memory() // 2
@@ -103,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         pair_min_reps=5 if args.quick else 15,
         memory_limit_bytes=limit,
         rss=cpu and (args.rss if args.rss is not None else not args.quick),
+        under_load=choice is not None and choice.under_load and cpu,
     )
     suites = SUITES if "all" in args.suite else tuple(s for s in SUITES if s in args.suite)
     cases = [case for suite in suites for case in suite_cases(suite, quick=args.quick, kinds=tuple(args.kinds),
@@ -116,27 +116,17 @@ def run(args: argparse.Namespace) -> int:
         )
         paths = write_report(records, run.path)
     oom = sum(r["status"] == "oom" for r in records)
+    pairs = sum(r["paired_reference"] is not None or r["paired_error"] is not None for r in records)
+    loaded = sum(bool(r.get("under_load")) for r in records)
     print(
-        f"{len(records)} configurations ({oom} out of memory) on {records[0]['device_name']} "
-        f"in {time.perf_counter() - start:.0f} s; torch {torch.__version__}"
+        f"{len(records)} configurations ({oom} out of memory) × {args.rounds} round(s) + {pairs} paired timings "
+        f"= {len(records) * args.rounds + pairs} measurements, on {records[0]['device_name']} in "
+        f"{time.perf_counter() - start:.0f} s; torch {torch.__version__}"
+        + (f"; {loaded} configurations measured under load (marked in results.md)" if loaded else "")
     )
     for path in paths:
         print(f"  {path}")
     return 0
-
-
-def _threads_for_load(threads: int) -> int:
-    """``threads``, or as many as the cores other work leaves free (at least 1; then say so).
-
-    Threads of one op wait for each other at its end: with more threads than free cores, each op waits for
-    a descheduled thread's next time slice, and timings come out in multiples of it.
-    """
-    load, cores = os.getloadavg()[0], os.cpu_count() or 1
-    free = max(1, min(threads, round(cores - load)))
-    if free < threads:
-        print(f"tam bench: 1-min load average {load:.1f} on {cores} cores: timing with {free} thread(s) "
-              f"instead of {threads} (--threads to choose)", file=sys.stderr)
-    return free
 
 
 def _device(name: str):

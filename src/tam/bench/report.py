@@ -67,7 +67,8 @@ def markdown(records: Sequence[dict]) -> str:
         return "# tam bench\n\nNo configurations were measured.\n"
     first = records[0]
     loads = [r["load_avg_1m"] for r in records if r.get("load_avg_1m") is not None]
-    dates = [r["date"] for r in records]  # with rounds, a record carries the date of its median round
+    # With rounds, a record carries the date of its median round; the pairs come after the sweep.
+    dates = [d for r in records for d in (r["date"], r.get("paired_date")) if d]
     lines = [
         "# tam bench",
         "",
@@ -93,7 +94,9 @@ def markdown(records: Sequence[dict]) -> str:
             "peak allocated by one training step above what was allocated before it (`max_memory_allocated`)."
             if first["device"] == "cuda"
             else "bytes saved for backward by one forward (activations, counted once per storage; parameters"
-            " excluded); *RSS*: peak resident memory of one training step in a fresh process, above its imports."
+            " excluded); *RSS*: peak resident memory of one training step in a fresh process, above its imports"
+            + (" (not measured in this run: `--quick` turns it off unless `--rss` is given, `--no-rss` always)."
+               if all(r.get("rss_mb") is None for r in records) else ".")
         ),
         "- FLOPs: forward, counted by `FlopCounterMode` (2 per multiply-add of convolutions, matmuls and fused"
         " attention; elementwise work not counted), then the analytic count of DESIGN §1 (for `tam`, of the"
@@ -108,13 +111,22 @@ def markdown(records: Sequence[dict]) -> str:
             " matmuls in the run's dtype, taken before the sweep and after each round): no code does the FLOPs"
             " counted here faster."
         )
+    loaded = sum(bool(r.get("under_load")) for r in records)
+    if loaded:
+        lines.append(
+            f"- *Under load*: {loaded} of {len(records)} configurations were timed with more torch threads than"
+            " the cores other work left free, or while the load average exceeded the cores; their times (marked"
+            " *under load*) can be several times this machine's own cost. `--threads` and an idle machine avoid it."
+        )
     if any(r.get("paired_ratio") is not None for r in records):
         lines.append(
             "- *Paired*: after the sweep, each configuration that a claim compares with a reference (a kind with"
             " `floor`, a network with `none`, TAM with itself at the fewest heads) was timed again"
             " alternately with it, training step by training step (A B, B A, …), so that a slow spell of the"
             " machine falls on both; the ratio is the median [quartiles] of the per-repetition ratios. Time"
-            " claims use it where measured, else the quotient of the two medians (*medians*)."
+            " claims use it where measured, else the quotient of the two medians (*medians*). The tables show"
+            " both: the medians' quotient divides timings taken minutes apart in the sweep, so on a shared"
+            " machine it can differ widely from the paired ratio; the paired one is the comparison."
         )
     lines.append("")
     lines += _claims(records)
@@ -144,6 +156,7 @@ def _suite_table(suite: str, rows: list[dict]) -> list[str]:
         nl, floor = _reference(rows, row, "nl"), _reference(rows, row, base)
         time_cell = "OOM" if row["time_ms"] is None else (
             f"{_num(row['time_ms'])} [{_num(row['time_q1_ms'])}–{_num(row['time_q3_ms'])}]"
+            + (" *under load*" if row.get("under_load") else "")
         )
         analytic = "" if row["flops_analytic"] is None else f" / {_gflop(row['flops_analytic'])}"
         lines.append(
@@ -243,16 +256,23 @@ def _check(
 ) -> str:
     """One claim line: ``value`` against ``bound``, with the ``estimator`` that gave ``value`` if said.
 
-    A value within 1% of the bound gets four significant digits, so the verdict can be read off it. A miss
-    whose ``spread`` (the estimator's quartiles) contains the bound says so: the measurement cannot tell
-    the two sides apart.
+    A measured time has a ``spread`` (the quartiles of its estimator): the claim reads "yes" only when the whole
+    spread lies on the claimed side of the bound, "no" when it lies wholly on the other, and "not resolved"
+    otherwise. A value without spread (memory, which does not vary between runs) is read as it is. A value
+    within 1% of the bound gets four significant digits.
     """
     if value is None:
         return f"- {label}: not measured (out of memory or kind not run)"
-    ok = value >= bound if at_least else value <= bound
-    verdict = "yes" if ok else "no"
-    if not ok and spread is not None and spread[0] <= bound <= spread[1]:
-        verdict = "no, but the bound lies within the IQR"
+    if spread is None:
+        verdict = "yes" if (value >= bound if at_least else value <= bound) else "no"
+    else:
+        low, high = spread
+        if low >= bound if at_least else high <= bound:
+            verdict = "yes"
+        elif high < bound if at_least else low > bound:
+            verdict = "no"
+        else:
+            verdict = "not resolved: its IQR contains the bound"
     how = f"{estimator}; " if estimator else ""
     digits = 4 if abs(value - bound) <= 0.01 * abs(bound) else 3
     return f"- {label}: **{value:.{digits}g}** ({how}{'≥' if at_least else '≤'} {bound:g}: {verdict})"
@@ -261,16 +281,22 @@ def _check(
 def _time_estimate(
     top: dict | None, bottom: dict | None
 ) -> tuple[float | None, str, tuple[float, float] | None]:
-    """``top``'s fwd+bwd time over ``bottom``'s, which estimator gave it, and its quartiles if known.
+    """``top``'s fwd+bwd time over ``bottom``'s, which estimator gave it, and its interquartile spread.
 
     The paired ratio (see :func:`tam.bench.runner.measure_pair`) where ``top`` was timed interleaved with
-    ``bottom``, as ``"paired, IQR q1–q3, n reps"``; else the quotient of the two medians, as ``"medians"``.
+    ``bottom``, as ``"paired, IQR q1–q3, n reps"``; else the quotient of the two medians, as ``"medians"``,
+    whose spread runs from ``top``'s first quartile over ``bottom``'s third to ``top``'s third over ``bottom``'s
+    first (the widest the two timings' middle halves allow).
     """
     paired = top is not None and bottom is not None and top.get("paired_ratio") is not None
     if paired and top["paired_reference"] == _label(bottom):
         q1, q3 = top["paired_ratio_q1"], top["paired_ratio_q3"]
         return top["paired_ratio"], f"paired, IQR {q1:.3g}–{q3:.3g}, {top['paired_reps']} reps", (q1, q3)
-    return _quotient(top, bottom, "time_ms"), "medians", None
+    value = _quotient(top, bottom, "time_ms")
+    if value is None or None in (top["time_q1_ms"], top["time_q3_ms"], bottom["time_q1_ms"], bottom["time_q3_ms"]):
+        return value, "medians", None
+    spread = (top["time_q1_ms"] / bottom["time_q3_ms"], top["time_q3_ms"] / bottom["time_q1_ms"])
+    return value, f"medians, quartile range {spread[0]:.3g}–{spread[1]:.3g}", spread
 
 
 def _label(record: dict) -> str:
@@ -281,7 +307,8 @@ def _label(record: dict) -> str:
 def _time_check(label: str, top: dict | None, bottom: dict | None, bound: float, at_least: bool) -> str:
     """A claim on ``top``'s fwd+bwd time over ``bottom``'s (:func:`_time_estimate`) against ``bound``."""
     value, estimator, spread = _time_estimate(top, bottom)
-    return _check(label, value, bound, at_least, estimator, spread)
+    loaded = any(r is not None and r.get("under_load") for r in (top, bottom))
+    return _check(label, value, bound, at_least, estimator, spread) + (" *(under load)*" if loaded else "")
 
 
 def _fastpath_claims(rows: list[dict]) -> list[str]:

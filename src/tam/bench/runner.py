@@ -13,6 +13,7 @@ import torch
 
 from tam.amp import AMP_DTYPES
 from tam.bench.cost import analytic_flops
+from tam.bench.load import cores, load_average, measured_under_load
 from tam.bench.measure import (
     PairedRatio,
     Timing,
@@ -44,6 +45,8 @@ class Settings:
         memory_limit_bytes: on CPU, the most memory one configuration may map before it counts as out of
             memory (``None``: no limit).
         rss: also measure the peak RSS of a fresh subprocess per configuration (CPU only).
+        under_load: the run began with more threads than free cores (:class:`tam.bench.load.ThreadChoice`):
+            every record is marked as measured under load.
     """
 
     budget_s: float = 1.0
@@ -52,6 +55,7 @@ class Settings:
     pair_min_reps: int = 15
     memory_limit_bytes: int | None = None
     rss: bool = True
+    under_load: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_reps <= self.max_reps or not 1 <= self.pair_min_reps <= self.max_reps:
@@ -277,13 +281,14 @@ def run_cases(
     def summaries(done: list[list[dict]]) -> list[dict]:
         return [{**_median_round(t), "matmul_gflops": max(rates) / 1e9} for t in done]
 
-    with tqdm(total=rounds * len(cases) + pair_count, desc="tam bench", unit="config", disable=not progress,
+    with tqdm(total=rounds * len(cases) + pair_count, desc="tam bench", unit="measurement", disable=not progress,
               dynamic_ncols=True) as bar:
         for round_index in range(rounds):
             round_settings = settings if round_index == 0 else replace(settings, rss=False)
             for index, case in enumerate(cases):
                 bar.set_postfix_str(f"round {round_index + 1}/{rounds} {case.label()}")
-                taken[index].append({**measure_case(case, device, round_settings, build=build), **environment(device)})
+                taken[index].append({**measure_case(case, device, round_settings, build=build),
+                                     **environment(device, started_under_load=settings.under_load)})
                 bar.update()
                 if on_record is not None and round_index == 0:
                     on_record(summaries(taken[: index + 1]))
@@ -303,6 +308,8 @@ def run_cases(
                 record.update(_paired(None, error=f"not paired: {' and '.join(oom)} ran out of memory in the sweep"))
             else:
                 record.update(measure_pair(case, reference, device, settings, rounds=rounds, build=build))
+                after = environment(device, started_under_load=settings.under_load)
+                record.update(paired_date=after["date"], under_load=record["under_load"] or after["under_load"])
             bar.update()
             if on_record is not None:
                 on_record(records)
@@ -322,9 +329,12 @@ def _median_round(records: list[dict]) -> dict:
     }
 
 
-def environment(device: torch.device | str) -> dict:
-    """Where and when a number is taken: machine, threads, load average, versions, date (UTC)."""
+def environment(device: torch.device | str, *, started_under_load: bool = False) -> dict:
+    """Where and when a number is taken: machine, threads, load average, versions, date (UTC), and whether it was
+    taken under load (:func:`tam.bench.load.measured_under_load`; CPU only: a GPU's kernels do not share the
+    CPU's cores)."""
     device = torch.device(device)
+    load = load_average()
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
@@ -332,7 +342,8 @@ def environment(device: torch.device | str) -> dict:
     return {
         "device_name": name,
         "threads": torch.get_num_threads(),
-        "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "load_avg_1m": None if load is None else round(load, 2),
+        "under_load": device.type == "cpu" and measured_under_load(load, cores(), started_under_load),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

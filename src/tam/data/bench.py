@@ -186,8 +186,13 @@ def markdown(result: dict) -> str:
         f"- Data: {result['data']}; batch size {result['batch_size']}, channels_last {result['channels_last']}",
         *([f"- Command: `{result['command']}`"] if result.get("command") else []),
         *([f"- Note: {result['note']}"] if result.get("note") else []),
+        *([f"- Threads: {result['threads_chosen']}"] if result.get("threads_chosen") else []),
+        *(["- **Measured under load**: more torch threads than the cores other work left free, or a load above "
+           "the cores; the figures (marked *under load*) can be several times worse than this machine's own."]
+          if result.get("under_load") else []),
         "",
     ]
+    loaded = " *under load*" if result.get("under_load") else ""
     if "prepare_s" in result:
         lines += [
             "| step | seconds |",
@@ -197,7 +202,8 @@ def markdown(result: dict) -> str:
             f"| load the cache and read every image | {result['load_cache_and_read_all_s']} |",
             "",
         ]
-    lines += ["| loader | images/s (median) | min | max | batches/pass | batch shape |", "|---|---|---|---|---|---|"]
+    lines += [f"| loader | images/s (median){loaded} | min | max | batches/pass | batch shape |",
+              "|---|---|---|---|---|---|"]
     for key, label in (
         ("train_loader", "train: shuffle + crop/flip + normalise"),
         ("test_loader", "test: normalise"),
@@ -210,7 +216,7 @@ def markdown(result: dict) -> str:
         s = result["preresnet20_step"]
         lines += [
             "",
-            f"A preresnet20 SGD step at batch {result['batch_size']} ({s['model']}) takes {s['step_ms_median']} ms "
+            f"A preresnet20 SGD step at batch {result['batch_size']} ({s['model']}) takes {s['step_ms_median']} ms{loaded} "
             f"(median of {s['steps']}); building its batch takes {s['loader_ms_per_batch']} ms, "
             f"**{s['loader_share_of_step_percent']}% of a step**.",
         ]

@@ -43,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--passes", type=int, default=3, help="timed epochs per loader")
     p.add_argument("--channels-last", action="store_true",
                    help="batches in channels_last memory format, as tam train makes them (default: contiguous NCHW)")
-    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's count, capped by the cores "
+                   "the load leaves free; the choice is printed, figures taken under load are marked)")
     p.add_argument("--no-model", action="store_true", help="skip the preresnet20 step yardstick")
     p.add_argument("--note", help="a remark recorded with the results (e.g. what else ran on the machine)")
     p.add_argument("--overwrite", action="store_true",
@@ -134,8 +135,10 @@ def _bench_into(args, out: Path) -> tuple[Path, Path]:
 
     from tam.data.bench import run_bench, write_results
 
+    from tam.bench.load import choose_threads, cores, load_average, measured_under_load
+
     threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads or threads)
+    choice = choose_threads(args.threads, threads, command="tam data bench")
     try:
         result = run_bench(
             source=args.source,
@@ -145,10 +148,12 @@ def _bench_into(args, out: Path) -> tuple[Path, Path]:
             model=not args.no_model,
             channels_last=args.channels_last,
         )
+        result["under_load"] = measured_under_load(load_average(), cores(), choice.under_load)
     finally:
         torch.set_num_threads(threads)
+    result["threads_chosen"] = choice.describe("tam data bench")
     options = {"--source": args.source, "--batch-size": args.batch_size, "--device": args.device,
-               "--passes": args.passes, "--threads": args.threads or threads}
+               "--passes": args.passes, "--threads": choice.threads}
     flags = [flag for flag, on in (("--channels-last", args.channels_last), ("--no-model", args.no_model)) if on]
     result["command"] = " ".join(["tam data bench", *(f"{k} {v}" for k, v in options.items() if v is not None), *flags])
     if args.note:
