@@ -211,3 +211,28 @@ def test_the_report_marks_costs_under_load_and_covers_the_whole_run():
     assert "the paired one is the comparison" in text  # why medians and paired ratios differ
     assert "(not measured in this run: `--quick` turns it off" in text  # no record has an RSS
     assert "(not measured in this run" not in markdown([dict(rows[0], rss_mb=12.0), rows[1]])
+
+
+def test_plots_show_quartile_bars_integer_counts_and_the_legend_beside_the_data():
+    from matplotlib.container import ErrorbarContainer
+
+    from tam.bench.report import plot_figure
+
+    rows = [dict(record(kind, "blocks", time_ms=t * blocks), blocks=blocks)
+            for blocks in (1, 2, 4) for kind, t in (("floor", 1.0), ("tam", 2.0), ("nl", 30.0))]
+    figure = plot_figure(rows, "blocks")
+    time_panel, memory_panel = figure.axes
+    bars = [c for c in time_panel.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 3  # one per kind, from the quartiles
+    tam_bars = bars[[c.get_label() for c in bars].index("tam")]
+    segments = tam_bars.lines[2][0].get_segments()
+    assert [tuple(seg[:, 1]) for seg in segments] == [pytest.approx((1.8 * b, 2.2 * b)) for b in (1, 2, 4)]
+    figure.draw_without_rendering()  # lays out the constrained layout, so extents are final
+    for panel in figure.axes:
+        ticks = [t for t in panel.get_xticks() if panel.get_xlim()[0] <= t <= panel.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks)  # a count axis has no fractional ticks
+        assert panel.get_legend() is None
+    (legend,) = figure.legends
+    box = legend.get_window_extent()
+    assert all(box.x0 >= panel.get_window_extent().x1 for panel in figure.axes)  # beside, not over data
+    assert sorted(t.get_text() for t in legend.get_texts()) == ["floor", "nl", "tam"]

@@ -69,3 +69,24 @@ def test_tensorboard_is_optional(tmp_path):
     writer.log(record(1, 50.0))
     writer.close()
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_curves_have_integer_epochs_markers_on_short_runs_and_the_legend_beside_the_data():
+    from tam.train.plot import MARKED_EPOCHS, curves_figure
+
+    short = [record(epoch, 40.0 + epoch) for epoch in (1, 2)]  # a 2-epoch run
+    long = [record(epoch, 40.0 + epoch / 10) for epoch in range(1, MARKED_EPOCHS + 2)]
+    figure = curves_figure([("short", short), ("long", long)])
+    figure.draw_without_rendering()
+    for panel in figure.axes:
+        short_line, long_line = [line for line in panel.get_lines() if list(line.get_xdata()) == [1, 2]][:1] + \
+            [line for line in panel.get_lines() if len(line.get_xdata()) == MARKED_EPOCHS + 1][:1]
+        assert short_line.get_marker() == "o" and long_line.get_marker() in (None, "None", "")
+        low, high = panel.get_xlim()
+        ticks = [t for t in panel.get_xticks() if low <= t <= high]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+        assert panel.get_legend() is None
+    (legend,) = figure.legends
+    assert all(legend.get_window_extent().x0 >= panel.get_window_extent().x1 for panel in figure.axes)
+    assert [t.get_text() for t in legend.get_texts()] == ["short train loss", "short test loss", "long train loss",
+                                                          "long test loss"]

@@ -37,7 +37,15 @@ def _cell_centre(position: int, grid: Sequence[int], image: Sequence[int]) -> tu
 def attention_figure(
     images: Tensor, maps: Tensor, queries: Sequence[int], query_grid: Sequence[int], *, title: str, signed: bool
 ) -> bytes:
-    """One row per image: the image with the query positions, then the map of each query drawn over it.
+    """PNG of :func:`attention_maps_figure`."""
+    return _png(attention_maps_figure(images, maps, queries, query_grid, title=title, signed=signed))
+
+
+def attention_maps_figure(
+    images: Tensor, maps: Tensor, queries: Sequence[int], query_grid: Sequence[int], *, title: str, signed: bool
+):
+    """One row per image: the image with the query positions, then the map of each query drawn over it, each
+    with its colorbar.
 
     ``signed`` maps (``scale`` weights can be negative) use a diverging scale centred on 0; softmax maps run
     from 0 to their largest weight. The maps are the mean over heads.
@@ -64,7 +72,8 @@ def attention_figure(
             limits = dict(cmap="RdBu_r", vmin=-top, vmax=top) if signed else dict(cmap="inferno", vmin=0, vmax=top)
             axis = axes[row, column]
             axis.imshow(picture.mean(-1), cmap="gray", extent=extent)
-            axis.imshow(weights, alpha=0.7, interpolation="nearest", extent=extent, **limits)
+            shown = axis.imshow(weights, alpha=0.7, interpolation="nearest", extent=extent, **limits)
+            figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
             axis.plot([x], [y], marker="+", color="cyan", markersize=10, markeredgewidth=2)
             if row == 0:
                 axis.set_title(f"query {column}", fontsize=9)
@@ -73,7 +82,7 @@ def attention_figure(
         axis.set_xticks([])
         axis.set_yticks([])
     figure.suptitle(title, fontsize=10)
-    return _png(figure)
+    return figure
 
 
 def transposed_figure(maps: Tensor, *, title: str) -> bytes:

@@ -451,21 +451,39 @@ def fit_exponent(xs: Sequence[float], ys: Sequence[float]) -> float:
 
 
 def plot_png(rows: Sequence[dict], suite: str) -> bytes:
-    """PNG of fwd+bwd time and memory against the suite's axis, one line per kind, log scales.
+    """PNG of :func:`plot_figure`."""
+    buffer = io.BytesIO()
+    plot_figure(rows, suite).savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
 
-    The resolution suite is drawn against ``N = side²`` on a log axis; heads on a log₂ axis; blocks linear.
+
+def plot_figure(rows: Sequence[dict], suite: str):
+    """fwd+bwd time (with its quartiles as error bars) and memory against the suite's axis, one line per kind,
+    log scales, the legend beside the panels.
+
+    The resolution suite is drawn against ``N = side²`` on a log axis; heads on a log₂ axis with a tick per
+    measured count; blocks on a linear axis with integer ticks.
+
+    Returns:
+        a ``matplotlib.figure.Figure``.
     """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     axis = AXIS[suite][0]
-    figure = Figure(figsize=(10, 4), layout="constrained")
-    for panel, (field, label) in zip(figure.subplots(1, 2), (("time_ms", "fwd+bwd time (ms)"),
+    figure = Figure(figsize=(11, 4), layout="constrained")
+    for panel, (field, label) in zip(figure.subplots(1, 2), (("time_ms", "fwd+bwd time (ms), median and IQR"),
                                                              ("memory_mb", "memory (MB)"))):
         for kind in kind_order():
-            points = sorted((r[axis], r[field]) for r in rows if r["kind"] == kind and r[field])
-            if points:
-                xs, ys = zip(*points)
-                xs = [x * x for x in xs] if suite == "resolution" else xs
+            mine = sorted((r for r in rows if r["kind"] == kind and r[field]), key=lambda r: r[axis])
+            if not mine:
+                continue
+            xs = [r[axis] ** 2 if suite == "resolution" else r[axis] for r in mine]
+            ys = [r[field] for r in mine]
+            if field == "time_ms":
+                quartiles = [[y - r["time_q1_ms"] for y, r in zip(ys, mine)], [r["time_q3_ms"] - y for y, r in zip(ys, mine)]]
+                panel.errorbar(xs, ys, yerr=quartiles, marker="o", capsize=3, label=kind)
+            else:
                 panel.plot(xs, ys, marker="o", label=kind)
         panel.set_yscale("log")
         if suite == "resolution":
@@ -477,12 +495,12 @@ def plot_png(rows: Sequence[dict], suite: str) -> bytes:
             panel.set_xticks(values, [str(v) for v in values])
             panel.set_xlabel("heads (embed width fixed)")
         else:
+            panel.xaxis.set_major_locator(MaxNLocator(integer=True))
             panel.set_xlabel("stacked blocks")
         panel.set_ylabel(label)
         panel.grid(True, which="both", alpha=0.3)
-        panel.legend()
+    handles, labels = figure.axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside right upper", title="kind")
     first = rows[0]
     figure.suptitle(f"tam bench · {suite} · {first['device_name']} · torch {first['torch']}", fontsize=9)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    return buffer.getvalue()
+    return figure

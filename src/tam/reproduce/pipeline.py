@@ -6,7 +6,14 @@ from pathlib import Path
 
 from tam.files import write_text_atomic
 from tam.reproduce.experiment import Experiment
-from tam.reproduce.runner import cell_config, finished_elsewhere, measure_cost, resolve_source, run_training
+from tam.reproduce.runner import (
+    cell_config,
+    cost_threads,
+    finished_elsewhere,
+    measure_cost,
+    resolve_source,
+    run_training,
+)
 from tam.reproduce.plots import plot_accuracy
 from tam.reproduce.table import collect, markdown
 
@@ -40,8 +47,9 @@ def reproduce(experiment: Experiment, budget: str, out: Path, *, seeds: int | No
     if train:
         run_training([config for per_cell in own.values() for config in per_cell])
         # Costs after all training, back to back, so that they are measured under the same conditions.
+        under_load = cost_threads(device)
         for name, per_cell in own.items():
-            measure_cost(per_cell[0], out / name, quick=budget == "smoke")
+            measure_cost(per_cell[0], out / name, quick=budget == "smoke", under_load=under_load)
     rows = collect(folders)
     earlier = collect({cell.name: cell for cell in sorted(baseline.iterdir()) if cell.is_dir()}) if baseline else None
     plot_accuracy(rows, out)
@@ -59,7 +67,9 @@ def _reproduce_costs(experiment: Experiment, budget: str, out: Path, device: str
 
     quick = budget == "smoke"
     cases = [case for suite in experiment.bench.get("suites", []) for case in suite_cases(suite, quick=quick)]
-    settings = Settings(budget_s=0.1 if quick else 1.0, min_reps=3 if quick else 5, rss=not quick)
+    under_load = cost_threads(device)
+    settings = Settings(budget_s=0.1 if quick else 1.0, min_reps=3 if quick else 5, rss=not quick,
+                        under_load=under_load)
     records = run_cases(cases, resolve_device(device), settings)
     write_report(records, out)
     readme = out / "README.md"

@@ -75,8 +75,24 @@ def run_training(configs: list[TrainConfig]) -> None:
         train(config, resume=True)
 
 
-def measure_cost(config: TrainConfig, folder: Path, *, quick: bool) -> dict | None:
+def cost_threads(device: str) -> bool:
+    """Choose the threads of the cost step by the timing policy of every command that times
+    (:func:`tam.bench.load.choose_threads`, printed); ``True`` when the step begins under load."""
+    import torch
+
+    from tam.bench.load import choose_threads
+    from tam.train.distributed import resolve_device
+
+    if resolve_device(device).type != "cpu":
+        return False
+    return choose_threads(None, torch.get_num_threads(), command="tam reproduce (cost step)").under_load
+
+
+def measure_cost(config: TrainConfig, folder: Path, *, quick: bool, under_load: bool = False) -> dict | None:
     """Time and memory of one training step of the cell's model (the bench's ``network`` measurement).
+
+    ``under_load``: the cost step began with more threads than free cores (:func:`cost_threads`); the record
+    says so, as it does when the load rises above the cores while it is measured.
 
     Written to ``<cell>/cost.json`` once; ``None`` for cells whose attention options the bench cannot
     express (e.g. a geometry ablation), whose cost equals their default-option sibling's anyway.
@@ -98,8 +114,8 @@ def measure_cost(config: TrainConfig, folder: Path, *, quick: bool) -> dict | No
     case = Case("network", kind, config.heads, info.input_size[1], info.input_size[0],
                 config.batch_size, blocks=sum(blocks or ()), model=config.model, attention_blocks=blocks)
     device = resolve_device(config.device)
-    settings = Settings(budget_s=0.1 if quick else 2.0, min_reps=1 if quick else 5, rss=False)
-    record = {**measure_case(case, device, settings), **environment(device)}
+    settings = Settings(budget_s=0.1 if quick else 2.0, min_reps=1 if quick else 5, rss=False, under_load=under_load)
+    record = {**measure_case(case, device, settings), **environment(device, started_under_load=under_load)}
     write_text_atomic(path, json.dumps(record, indent=2))
     return record
 

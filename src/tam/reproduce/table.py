@@ -96,7 +96,23 @@ def _relative(row: Row, base: Row | None, field: str) -> str:
     if row.cost is None or base is None or base.cost is None:
         return "—"
     top, bottom = row.cost.get(field), base.cost.get(field)
-    return "—" if not top or not bottom else f"{top / bottom:.2f}×"
+    loaded = field == "time_ms" and (row.cost.get("under_load") or base.cost.get("under_load"))
+    return "—" if not top or not bottom else f"{top / bottom:.2f}×" + (" *under load*" if loaded else "")
+
+
+def _speed(tam: dict, nl: dict) -> str:
+    """TAM's training step against Non-local's, read like every timing claim (:mod:`tam.bench.load`): faster or
+    slower only when the quartile range of Non-local ÷ TAM (q1/q3 to q3/q1) lies wholly on one side of 1."""
+    tam_ms, nl_ms = tam["time_ms"], nl["time_ms"]
+    text = f"; one training step took {tam_ms:.1f} ms with TAM and {nl_ms:.1f} ms with Non-local (Non-local ÷ TAM "
+    quartiles = (tam.get("time_q1_ms"), tam.get("time_q3_ms"), nl.get("time_q1_ms"), nl.get("time_q3_ms"))
+    if None in quartiles:
+        text += f"{nl_ms / tam_ms:.2f}, no quartiles: speed not resolved)"
+    else:
+        low, high = quartiles[2] / quartiles[1], quartiles[3] / quartiles[0]
+        reading = "TAM faster" if low > 1 else "TAM slower" if high < 1 else "speed difference not resolved"
+        text += f"{nl_ms / tam_ms:.2f}, quartile range {low:.2f}–{high:.2f}: {reading})"
+    return text + (", measured under load" if tam.get("under_load") or nl.get("under_load") else "")
 
 
 def markdown(title: str, budget: str, rows: list[Row], out: Path, baseline: list[Row] | None = None) -> str:
@@ -134,8 +150,12 @@ def markdown(title: str, budget: str, rows: list[Row], out: Path, baseline: list
     lines += ["", "## What this budget shows", ""] + claims(rows) + [""] + _resolution_lines(rows, baseline)
     machine = next((row.cost for row in rows if row.cost), None)
     if machine:
-        lines += ["", f"Costs measured on {machine.get('device_name')} with torch {machine.get('torch')} "
-                      f"on {machine.get('date')}."]
+        lines += ["", f"Costs measured on {machine.get('device_name')} with torch {machine.get('torch')}, "
+                      f"{machine.get('threads')} thread(s), on {machine.get('date')}."]
+        if any(row.cost and row.cost.get("under_load") for row in rows):
+            lines += ["", "Step times marked *under load* were measured with more torch threads than the cores other "
+                          "work left free, or a load above the cores: they can be several times this machine's own "
+                          "cost, and ratios between them are not to be trusted."]
     return "\n".join(lines) + "\n"
 
 
@@ -169,9 +189,7 @@ def claims(rows: list[Row]) -> list[str]:
         difference = comparison(row, nl_row)
         cost = ""
         if row.cost and nl_row.cost and row.cost.get("time_ms") and nl_row.cost.get("time_ms"):
-            tam_ms, nl_ms = row.cost["time_ms"], nl_row.cost["time_ms"]
-            cost = (f"; one training step took {tam_ms:.1f} ms with TAM and {nl_ms:.1f} ms with Non-local "
-                    f"(TAM {nl_ms / tam_ms:.2f}× as fast)")
+            cost = _speed(row.cost, nl_row.cost)
         lines.append(f"- {row.heads} head(s): TAM ≥ Non-local in accuracy **{verdict(difference)}**: TAM's top-1 "
                      f"error minus Non-local's is {_interval(difference)} points{cost}.")
     for row in rows:

@@ -13,13 +13,12 @@ CURVES_PNG = "curves.png"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+# Up to this many epochs a curve shows a marker at each: a 2-epoch run would otherwise be a bare segment.
+MARKED_EPOCHS = 30
+
+
 def plot_runs(run_dirs: list[str | Path], out: str | Path) -> Path:
     """Draw the curves of ``run_dirs`` side by side (one colour per run) into the PNG ``out``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from tam.files import write_atomic
 
     runs = []
@@ -28,23 +27,39 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path) -> Path:
         if not records:
             raise UserError(f"{run_dir}: no {METRICS_JSONL} with epoch records; is this a training run folder?")
         runs.append((run_dir.name, records))
+    figure = curves_figure(runs)
+    return write_atomic(out, lambda file: figure.savefig(file, format="png", dpi=110))
 
-    figure, (loss_ax, top1_ax, lr_ax) = plt.subplots(1, 3, figsize=(15, 4.2))
-    for (name, records), colour in zip(runs, plt.rcParams["axes.prop_cycle"].by_key()["color"] * len(runs)):
+
+def curves_figure(runs: list[tuple[str, list[dict]]]):
+    """Loss, test top-1 and learning rate against the epoch for each ``(name, epoch records)``: integer epoch
+    ticks, a marker per epoch on short runs, one legend beside the panels.
+
+    Returns:
+        a ``matplotlib.figure.Figure``.
+    """
+    from matplotlib import rcParams
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    figure = Figure(figsize=(16, 4.2), layout="constrained")
+    loss_ax, top1_ax, lr_ax = figure.subplots(1, 3)
+    colours = rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, (name, records) in enumerate(runs):
         epochs = [r["epoch"] for r in records]
-        loss_ax.plot(epochs, [r["train_loss"] for r in records], color=colour, label=f"{name} train")
-        loss_ax.plot(epochs, [r["test_loss"] for r in records], color=colour, linestyle="--", label=f"{name} test")
-        top1_ax.plot(epochs, [r["test_top1"] for r in records], color=colour, label=name)
-        lr_ax.plot(epochs, [r["lr"] for r in records], color=colour, label=name)
+        style = {"color": colours[index % len(colours)], "marker": "o" if len(epochs) <= MARKED_EPOCHS else None,
+                 "markersize": 4}
+        loss_ax.plot(epochs, [r["train_loss"] for r in records], label=f"{name} train loss", **style)
+        loss_ax.plot(epochs, [r["test_loss"] for r in records], linestyle="--", label=f"{name} test loss", **style)
+        top1_ax.plot(epochs, [r["test_top1"] for r in records], **style)
+        lr_ax.plot(epochs, [r["lr"] for r in records], **style)
     for ax, title in ((loss_ax, "loss"), (top1_ax, "test top-1 (%)"), (lr_ax, "learning rate (end of epoch)")):
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
-    figure.tight_layout()
-    out = write_atomic(out, lambda file: figure.savefig(file, format="png", dpi=110))
-    plt.close(figure)
-    return out
+    figure.legend(*loss_ax.get_legend_handles_labels(), loc="outside right upper", fontsize="small")
+    return figure
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
