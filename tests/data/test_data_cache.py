@@ -50,18 +50,21 @@ def test_cache_is_a_weights_only_torch_file(tmp_path):
     assert (tmp_path / "ds.pt").stat().st_mode & 0o044  # readable like any file, not mkstemp's 0600
 
 
-def test_load_dataset_prepares_once_then_reuses(tmp_path, monkeypatch):
+def test_load_dataset_prepares_once_then_reuses(tmp_path, monkeypatch, capsys):
     files, expected = imagefolder_files()
     source = write(files, tmp_path / "data.tar.gz", "tar.gz")
     cache_dir = tmp_path / "cache"
     first = load_dataset(source, cache_dir=cache_dir)
     (cached,) = cache_dir.iterdir()
     assert cached.name.startswith("data-") and cached.suffix == ".pt"
+    # a command that prepares on first use says so before the decode, instead of sitting silent
+    assert capsys.readouterr().err == f"preparing {source} into the cache {cached} (once: later runs load it)\n"
     monkeypatch.setattr(cache_module, "read_source", lambda *a, **k: pytest.fail("prepared twice"))
     second = load_dataset(source, cache_dir=cache_dir)
     assert_matches(second, expected)
     assert torch.equal(first.train_images, second.train_images)
     assert_matches(load_dataset(cached), expected)  # a cache file is a source too
+    assert capsys.readouterr().err == ""
 
 
 def test_default_cache_dir_is_tam_cache_dir(tmp_path, monkeypatch):

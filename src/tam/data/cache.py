@@ -20,6 +20,7 @@ import datetime
 import hashlib
 import os
 import re
+import sys
 import zipfile
 from pathlib import Path
 
@@ -184,8 +185,12 @@ def prepare(
     cache_dir: str | Path | None = None,
     force: bool = False,
     workers: int | None = None,
+    announce: bool = False,
 ) -> tuple[PreparedDataset, Path, bool]:
     """Prepare raw ``source`` into the cache file ``out``; returns ``(dataset, path, written)``.
+
+    ``announce``: say on stderr, before decoding, that the cache is being written (decoding a large source takes a
+    while, and a command that prepares it on first use would otherwise sit silent).
 
     Without ``out``, the cache is the automatic one in ``cache_dir`` (see :func:`cache_path_for`). If the
     file already holds the cache of this very source (same fingerprint), it is loaded, not written again; if
@@ -209,6 +214,8 @@ def prepare(
                 "delete it or replace it with `tam data prepare --overwrite`"
             )
         return existing, out, False
+    if announce:
+        print(f"preparing {source} into the cache {out} (once: later runs load it)", file=sys.stderr, flush=True)
     ds = read_source(source, workers=workers)
     ds.fingerprint = source_fingerprint
     ds.source = str(source.resolve())
@@ -233,7 +240,7 @@ def load_dataset(source: str | Path, *, cache_dir: str | Path | None = None) -> 
         path = downloaded_archive(str(source), cache_dir if cache_dir is not None else default_cache_dir())
     if is_cache_file(path):
         return load_cache(path)
-    return prepare(path, cache_dir=cache_dir)[0]
+    return prepare(path, cache_dir=cache_dir, announce=True)[0]
 
 
 def _check_raw_source(path: Path) -> None:
