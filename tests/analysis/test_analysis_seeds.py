@@ -142,7 +142,7 @@ def test_trajectory_follows_one_runs_kept_weights(tmp_path, cifar10_jpeg):
     spreads = [c["blocks"][0]["logit_spread"]["mean"] for c in result["cells"]]
     assert spreads[0] < spreads[1] < spreads[2]  # projections doubled at each kept epoch
     readme = (out / "README.md").read_text()
-    assert "| 0 | – |" in readme and "| 2 | 12.00% |" in readme and "per epoch" in readme
+    assert "| 0 | – | `stages.1.attention`" in readme and "| 2 | 12.00% |" in readme and "per epoch" in readme
     assert (out / "trajectory.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -157,8 +157,6 @@ def test_user_errors(tmp_path, cifar10_jpeg):
     run = make_run(tmp_path / "plain", cifar10_jpeg, seed=0, keep=False, attention="nl")
     with pytest.raises(UserError, match="kept no weights"):
         analyze("--trajectory", run, "--out", tmp_path / "o")
-    with pytest.raises(UserError, match="--data: required with --checkpoint"):
-        analyze("--checkpoint", run, "--out", tmp_path / "o")
 
 
 def test_welch_interval_on_known_answers():

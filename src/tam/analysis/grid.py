@@ -1,8 +1,8 @@
 """``tam analyze --grid`` and ``--trajectory``: the geometry of attention over many weights files, written to
 one folder: ``geometry.json`` (every number, each with the run folder and weights file it came from),
 ``README.md`` (tables and the thesis's comparison), figures, and one record per weights file under
-``records/``. A record is reused while its weights file (sha256), images and data are unchanged, so a rerun
-over a growing grid measures only what finished since.
+``records/``. A record is reused while its weights file (sha256), images, data and the statistics measured are
+unchanged, so a rerun over a growing grid measures only what finished since.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from torch import Tensor
 
 from tam.analysis.figures import seeds_figure, trajectory_figure
 from tam.analysis.runs import Weights, grid_weights, kept_weights
-from tam.analysis.seeds import aggregate, compare, measure, sha256, thesis_pairs
+from tam.analysis.seeds import STATISTICS, aggregate, compare, measure, sha256, thesis_pairs
 from tam.analysis.seeds_report import render_grid, render_trajectory
 from tam.errors import UserError
 from tam.files import write_atomic, write_text_atomic
@@ -63,8 +63,8 @@ def collect_records(found: list[Weights], out: Path, *, data: str | None, images
         path = _record_path(out, weights)
         if path.is_file():
             record = json.loads(path.read_text())
-            if (record.get("sha256"), record.get("images"), record.get("data")) == (
-                    sha256(weights.path), images, source):
+            if (record.get("sha256"), record.get("images"), record.get("data"), record.get("statistics")) == (
+                    sha256(weights.path), images, source, list(STATISTICS)):
                 records.append(record)
                 continue
         if not source or not Path(source).exists():

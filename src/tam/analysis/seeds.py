@@ -24,7 +24,7 @@ from tam.analysis.runs import Weights
 from tam.analysis.statistics import block_statistics
 
 # The per-block statistics summarised over seeds (names of BlockStatistics.summary()).
-STATISTICS = ("magnitude_correlation", "direction_correlation", "row_entropy", "logit_spread")
+STATISTICS = ("magnitude_correlation", "direction_correlation", "factor_correlation", "row_entropy", "logit_spread")
 
 
 def sha256(path: str | Path) -> str:
@@ -59,7 +59,7 @@ def measure(weights: Weights, images: Tensor, labels: Tensor, *, data: str, num_
             **{key: summary[key]["mean"] for key in STATISTICS if key in summary},
         })
     return {
-        "cell": weights.cell, "seed": weights.seed, "epoch": weights.epoch,
+        "statistics": list(STATISTICS), "cell": weights.cell, "seed": weights.seed, "epoch": weights.epoch,
         "run": str(weights.run), "weights": str(weights.path), "sha256": sha256(weights.path),
         "data": data, "images": len(images),
         "top1_on_images": round(100 * (logits.argmax(1) == labels).double().mean().item(), 2),

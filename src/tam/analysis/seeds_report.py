@@ -9,6 +9,8 @@ from pathlib import Path
 from tam.analysis.report import LINEAR_SPREAD, READING
 
 NAMES = {"magnitude_correlation": "ρ(\\|k\\|)", "direction_correlation": "ρ(cos)"}
+FACTORS = ("*ρ(\\|k\\|, cos) of keys* is Spearman's ρ between the two factors themselves over a block's keys: near "
+           "±1 they rank the keys alike, and a weight that follows one seems to follow the other too.")
 
 
 def _pm(entry: dict | None, signed: bool = True) -> str:
@@ -20,6 +22,12 @@ def _pm(entry: dict | None, signed: bool = True) -> str:
 
 def _links(cell: dict, out: Path) -> str:
     return ", ".join(f"[s{seed}]({os.path.relpath(run, out)})" for seed, run in zip(cell["seeds"], cell["runs"]))
+
+
+def _statistics(block: dict) -> str:
+    """ρ(|k|) | ρ(cos) | ρ(|k|, cos) | row entropy | logit spread, as table cells."""
+    signed = [_pm(block.get(key)) for key in ("magnitude_correlation", "direction_correlation", "factor_correlation")]
+    return " | ".join(signed + [_pm(block.get(key), False) for key in ("row_entropy", "logit_spread")])
 
 
 def _queries(cell: dict, block: dict) -> str:
@@ -86,17 +94,17 @@ def render_grid(summary: dict, out: Path, figure: str) -> str:
         "",
         READING,
         "",
-        "| cell | block | grid | seeds | images × queries | ρ(\\|k\\|) | ρ(cos) | row entropy | logit spread "
-        "| runs |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        FACTORS,
+        "",
+        "| cell | block | grid | seeds | images × queries | ρ(\\|k\\|) | ρ(cos) | ρ(\\|k\\|, cos) of keys "
+        "| row entropy | logit spread | runs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cell in summary["cells"]:
         for block in cell["blocks"]:
             lines.append(
                 f"| `{cell['cell']}` | `{block['name']}` | {'×'.join(map(str, block['spatial']))} | "
-                f"{len(cell['seeds'])} | {_queries(cell, block)} | {_pm(block.get('magnitude_correlation'))} | "
-                f"{_pm(block.get('direction_correlation'))} | {_pm(block.get('row_entropy'), False)} | "
-                f"{_pm(block.get('logit_spread'), False)} | {_links(cell, out)} |")
+                f"{len(cell['seeds'])} | {_queries(cell, block)} | {_statistics(block)} | {_links(cell, out)} |")
     lines += ["", "## The thesis's claim: softmax weighs keys by magnitude, the plain scale by direction", ""]
     lines += _verdicts(summary)
     if summary["comparisons"]:
@@ -116,8 +124,6 @@ def render_grid(summary: dict, out: Path, figure: str) -> str:
 def render_trajectory(summary: dict, out: Path, figure: str) -> str:
     """The Markdown report of :func:`tam.analysis.grid.analyze_trajectory`'s summary."""
     cells = summary["cells"]
-    names = [b["name"] for b in cells[0]["blocks"]]
-    header = "".join(f" `{n}` ρ(\\|k\\|) / ρ(cos) / entropy / spread |" for n in names)
     lines = [
         f"# Geometry of attention over training: `{summary['run']}`",
         "",
@@ -126,16 +132,19 @@ def render_trajectory(summary: dict, out: Path, figure: str) -> str:
         f"{summary['torch']} on {summary['device']}, {summary['date']}. Run folder: "
         f"[{Path(summary['run']).name}]({os.path.relpath(summary['run'], out)}); training: {cells[0]['trained']}.",
         "",
-        "| epoch | test top-1 (logged) |" + header,
-        "|---|---|" + "---|" * len(names),
+        READING,
+        "",
+        FACTORS,
+        "",
+        "| epoch | test top-1 (logged) | block | grid | images × queries | ρ(\\|k\\|) | ρ(cos) | ρ(\\|k\\|, cos) of keys "
+        "| row entropy | logit spread |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cell in cells:
         logged = cell["test_top1_logged"][0]
-        row = f"| {cell['epoch'][0]} | {'–' if logged is None else f'{logged:.2f}%'} |"
         for block in cell["blocks"]:
-            row += (f" {_pm(block.get('magnitude_correlation'))} / {_pm(block.get('direction_correlation'))} / "
-                    f"{_pm(block.get('row_entropy'), False)} / {_pm(block.get('logit_spread'), False)} |")
-        lines.append(row)
+            lines.append(f"| {cell['epoch'][0]} | {'–' if logged is None else f'{logged:.2f}%'} | `{block['name']}` | "
+                         f"{'×'.join(map(str, block['spatial']))} | {_queries(cell, block)} | {_statistics(block)} |")
     lines += ["", *growth_lines(cells), "", f"![geometry over training]({figure})", ""]
     return "\n".join(lines)
 

@@ -82,6 +82,14 @@ class BlockStatistics:
         """Spearman ρ of received weight with ``cos∠(k, q̂)``, per image and head, ``[B, h]``."""
         return rank_correlation(self.received, self.alignment)
 
+    def factor_correlation(self) -> Tensor:
+        """Spearman ρ of ``|k|`` with ``cos∠(k, q̂)`` over the keys, per image and head, ``[B, h]``.
+
+        Near ±1 the two factors rank the keys alike, and ρ(received, ``|k|``) cannot be told from
+        ±ρ(received, cos): a weight that follows one also seems to follow the other.
+        """
+        return rank_correlation(self.magnitude, self.alignment)
+
     def summary(self) -> dict:
         """Plain numbers for ``analysis.json``: each statistic's mean and per-head means over the images."""
         out = {field: getattr(self, field) for field in
@@ -91,6 +99,7 @@ class BlockStatistics:
             out["keys"] = self.received.shape[-1]
             out["magnitude_correlation"] = _per_head(self.magnitude_correlation())
             out["direction_correlation"] = _per_head(self.direction_correlation())
+            out["factor_correlation"] = _per_head(self.factor_correlation())
             out["row_entropy"] = _per_head(self.entropy)
         if self.logit_spread is not None:
             out["logit_spread"] = _per_head(self.logit_spread)
