@@ -38,34 +38,46 @@ def gram_transposed_attention(
     return _GramForm.apply(x, w_theta, w_phi, w_g, w_z, heads, normalization)
 
 
+def _fold(x: Tensor, w_theta: Tensor, w_phi: Tensor, w_g: Tensor, w_z: Tensor, heads: int, normalization: str):
+    """The block's ``C×C`` map ``P`` and the intermediates its backward reads, in differentiable ops.
+
+    Returns ``(gram, wg_gram, weights, mask, folded, p)``: ``G = x xᵀ / N``, ``Wg G``, the within-head
+    weights (scaled ``pairs`` or their softmax), the head mask, ``blockdiag(M_h) · Wθ`` and ``P``.
+    """
+    embed = w_theta.shape[0]
+    d = embed // heads
+    n = x.shape[-1]
+    # x xᵀ itself can overflow fp16 where the output fits: form the *mean* outer product (entries bounded
+    # by max x²; scaled on the accumulator), and apply the rest of the scale to the small d×d maps.
+    gram = scaled_bmm(x, x.transpose(-1, -2), 1 / n)  # [B, C, C]
+    # v kᵀ / N for every pair of embed channels, then only the blocks within a head: one matmul whatever h,
+    # where per-head products would be h tiny ones (d×d blocks cost as much time as the whole E×E map).
+    wg_gram = product_in_layout(w_g, gram, channels_last=False)  # [B, E, C]
+    pairs = torch.matmul(wg_gram, w_phi.transpose(0, 1))  # [B, E, E]
+    if normalization == "scale":
+        mask = _scaled_head_mask(embed, d, n, pairs)
+        m = weights = pairs * mask  # mask and scale in one pass
+    else:
+        mask = _same_head(embed, d, pairs.device)
+        weights = torch.softmax((pairs * n**0.5).masked_fill(~mask, float("-inf")), dim=-1)
+        m = weights * d**-0.5
+    folded = torch.matmul(m, w_theta)  # [B, E, C]: blockdiag(M_h) · Wθ
+    p = product_in_layout(w_z, folded, channels_last=False)  # [B, C, C]
+    return gram, wg_gram, weights, mask, folded, p
+
+
 class _GramForm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w_theta, w_phi, w_g, w_z, heads: int, normalization: str):
-        embed = w_theta.shape[0]
-        d = embed // heads
-        n = x.shape[-1]
-        # x xᵀ itself can overflow fp16 where the output fits: form the *mean* outer product (entries bounded
-        # by max x²; scaled on the accumulator), and apply the rest of the scale to the small d×d maps.
-        gram = scaled_bmm(x, x.transpose(-1, -2), 1 / n)  # [B, C, C]
-        # v kᵀ / N for every pair of embed channels, then only the blocks within a head: one matmul whatever h,
-        # where per-head products would be h tiny ones (d×d blocks cost as much time as the whole E×E map).
-        wg_gram = product_in_layout(w_g, gram, channels_last=False)  # [B, E, C]
-        pairs = torch.matmul(wg_gram, w_phi.transpose(0, 1))  # [B, E, E]
-        if normalization == "scale":
-            mask = _scaled_head_mask(embed, d, n, pairs)
-            m = weights = pairs * mask  # mask and scale in one pass
-        else:
-            mask = _same_head(embed, d, pairs.device)
-            weights = torch.softmax((pairs * n**0.5).masked_fill(~mask, float("-inf")), dim=-1)
-            m = weights * d**-0.5
-        folded = torch.matmul(m, w_theta)  # [B, E, C]: blockdiag(M_h) · Wθ
-        p = product_in_layout(w_z, folded, channels_last=False)  # [B, C, C]
+        gram, wg_gram, weights, mask, folded, p = _fold(x, w_theta, w_phi, w_g, w_z, heads, normalization)
         ctx.save_for_backward(x, w_theta, w_phi, w_g, w_z, gram, wg_gram, weights, folded, p, mask)
-        ctx.normalization, ctx.scales = normalization, (n, d)
+        ctx.normalization, ctx.heads, ctx.scales = normalization, heads, (x.shape[-1], w_theta.shape[0] // heads)
         return product_in_layout(p, x, channels_last=is_channels_last(x))
 
     @staticmethod
     def backward(ctx, grad):
+        if torch.is_grad_enabled():  # create_graph: second derivatives need every saved intermediate's own graph
+            return (*_recomputed_gradients(ctx, grad), None, None)
         *saved, mask = ctx.saved_tensors
         x, w_theta, w_phi, w_g, w_z, gram, wg_gram, weights, folded, p = (
             t if t.dtype == grad.dtype else t.to(grad.dtype) for t in saved
@@ -103,6 +115,22 @@ class _GramForm(torch.autograd.Function):
         grads = [d_x, *(g().sum(0) if needed else None for g, needed in zip(weight_grads, ctx.needs_input_grad[1:5]))]
         grads = [g if g is None or g.dtype == t.dtype else g.to(t.dtype) for g, t in zip(grads, saved[:5])]
         return (*grads, None, None)
+
+
+def _recomputed_gradients(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+    """The gradients of the inputs through a differentiable recomputation of the forward, for double backward.
+
+    The written-out backward reads intermediates saved without a graph, so differentiating it again would
+    treat them as constants; recomputing ``P x`` from the inputs and letting autograd form its gradient
+    keeps every dependence (on ``x``, the weights and ``grad``) in the graph. Only ``create_graph`` runs pay it.
+    """
+    inputs = ctx.saved_tensors[:5]
+    x, weights = inputs[0], inputs[1:]
+    p = _fold(x, *weights, ctx.heads, ctx.normalization)[-1]
+    y = torch.matmul(p, x)
+    wanted = [t for t, needed in zip(inputs, ctx.needs_input_grad[:5]) if needed]
+    found = iter(torch.autograd.grad(y, wanted, grad, create_graph=True))
+    return tuple(next(found) if needed else None for needed in ctx.needs_input_grad[:5])
 
 
 def _same_head(embed: int, d: int, device: torch.device) -> Tensor:

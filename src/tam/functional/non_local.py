@@ -42,7 +42,8 @@ def non_local_attention(
         softmax_scale: τ, the logit scale of ``softmax`` (1.0 as in the Non-local paper).
         impl: ``"naive"`` materialises the ``[Nq, Nk]`` map; ``"sdpa"`` calls the fused
             ``scaled_dot_product_attention`` (``softmax`` only); ``"auto"`` takes ``sdpa`` for ``softmax``
-            when ``q`` and ``v`` have the same width, else ``naive``.
+            when ``q`` and ``v`` have the same width, else ``naive``. PyTorch's fused CPU kernel has no double
+            backward (it raises "derivative ... is not implemented"): take ``naive`` for second derivatives.
 
     Shape:
         q, k: ``[B, h, d, Nq]``, ``[B, h, d, Nk]``; v: ``[B, h, dv, Nk]`` -> ``[B, h, dv, Nq]``

@@ -1,0 +1,55 @@
+"""Second derivatives of every layer (gradient penalties, meta-learning and Hessian tools take them)."""
+
+import pytest
+import torch
+
+from layer_cases import CONFIGS, IDS, awake, build
+
+
+def _fused_softmax(kind, options):
+    """Non-local through CPU's fused SDPA kernel (``impl="sdpa"``, or ``"auto"`` with softmax)."""
+    if kind != "nl" or options.get("normalization") == "scale" or options.get("impl") == "naive":
+        return False
+    return options.get("impl") == "sdpa" or options.get("geometry") != "magnitude"  # auto: sdpa if q, v widths agree
+
+
+# A block applied twice in one forward (Criss-cross's recurrence, or any block called on its own output) gives
+# second derivatives that disagree with finite differences in training mode (Non-local scale too, so not the
+# criss-cross core, whose own gradgradcheck passes twice over); one application of every block passes.
+REPEATED = pytest.mark.xfail(strict=True, reason="double backward of a block applied twice in training mode")
+GRADGRAD_CASES = [
+    pytest.param(kind, options, id=name, marks=REPEATED if options.get("recurrence", 2 if kind == "cc" else 1) > 1 else ())
+    for (kind, options), name in zip(CONFIGS, IDS)
+]
+
+
+@pytest.mark.parametrize(("kind", "options"), GRADGRAD_CASES)
+def test_gradgradcheck_layer(kind, options):
+    layer = awake(build(kind, options, channels=8))
+    x = torch.randn(1, 8, 2, 2, dtype=torch.float64, requires_grad=True)
+    names = [name for name, _ in layer.named_parameters()]
+
+    def run(x, *weights):
+        return torch.func.functional_call(layer, dict(zip(names, weights)), (x,))
+
+    inputs = (x, *layer.parameters())
+    if _fused_softmax(kind, options):  # PyTorch's fused CPU kernel has no double backward: its own clear error
+        with pytest.raises(RuntimeError, match="derivative for .*scaled_dot_product.* is not implemented"):
+            torch.autograd.gradgradcheck(run, inputs, eps=1e-6, atol=1e-5)
+        options = {**options, "impl": "naive"}  # the advice of non_local_attention's docstring
+        layer = awake(build(kind, options, channels=8))
+        inputs = (x, *layer.parameters())
+    assert torch.autograd.gradgradcheck(run, inputs, eps=1e-6, atol=1e-5)
+
+
+def test_gram_form_second_derivatives_equal_the_transposed_orders():
+    # The written-out backward of the Gram form read saved intermediates as constants: its double backward
+    # was wrong while gradgradcheck of the transposed order passed.
+    x = torch.randn(2, 8, 2, 3, dtype=torch.float64, requires_grad=True)
+    hessians = []
+    for impl in ("gram", "transposed"):
+        layer = awake(build("tam", {"heads": 2, "impl": impl}, channels=8))
+        (grad_x,) = torch.autograd.grad((layer(x) ** 2).sum(), x, create_graph=True)
+        hessians.append(torch.autograd.grad(grad_x.square().sum(), [x, *layer.parameters()]))
+    for gram, transposed in zip(*hessians):
+        torch.testing.assert_close(gram, transposed, rtol=1e-9, atol=1e-12)
