@@ -155,7 +155,7 @@ def growth_lines(cells: list[dict]) -> list[str]:
     first, last = cells[0], cells[-1]
     span = last["epoch"][0] - first["epoch"][0]
     lines = []
-    for start, end in zip(first["blocks"], last["blocks"]):
+    for index, (start, end) in enumerate(zip(first["blocks"], last["blocks"])):
         if "logit_spread" not in start or span <= 0:
             continue
         a, b = start["logit_spread"]["mean"], end["logit_spread"]["mean"]
@@ -168,6 +168,7 @@ def growth_lines(cells: list[dict]) -> list[str]:
             reach = (f"at that rate {LINEAR_SPREAD} would take about {(LINEAR_SPREAD - a) / rate:.0f} epochs from "
                      f"epoch {first['epoch'][0]} (a straight line through two points of a decaying-lr schedule: "
                      "an estimate, not a measurement)")
+        peak, at = max((cell["blocks"][index]["logit_spread"]["mean"], cell["epoch"][0]) for cell in cells)
         lines.append(f"- `{start['name']}`: logit spread {a:.3f} at epoch {first['epoch'][0]} → {b:.3f} at epoch "
-                     f"{last['epoch'][0]} ({rate:+.4f} per epoch); {reach}.")
+                     f"{last['epoch'][0]} ({rate:+.4f} per epoch; largest {peak:.3f}, at epoch {at}); {reach}.")
     return lines
