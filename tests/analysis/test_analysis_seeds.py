@@ -120,7 +120,7 @@ def test_every_number_is_traceable_and_the_report_links_it(summary, grid):
         for seed, run, weights in zip(cell["seeds"], cell["runs"], cell["weights"]):
             assert run.endswith(f"{cell['cell'].split('/')[1]}/seed{seed}") and weights == f"{run}/weights/epoch1.pt"
     readme = (out / "README.md").read_text()
-    assert "[s0](" in readme and "12 × 256" in readme and "95% Welch" in readme
+    assert "[s0](" in readme and "12 × 256" in readme and "| 1 ep × all |" in readme and "95% Welch" in readme
     assert (out / "seeds.png").read_bytes()[:4] == b"\x89PNG"
     assert len(list((out / "records").rglob("*.json"))) == 3 + 3 + 2 + 2
 
@@ -176,7 +176,7 @@ def test_aggregate_keeps_seed_order_and_leaves_std_none_for_one_seed():
     block = {"name": "b", "kind": "nl", "normalization": "softmax", "geometry": "full", "heads": 1,
              "spatial": [8, 8], "queries_per_image": 64}
     records = [{"cell": c, "seed": s, "epoch": 1, "run": f"{c}/seed{s}", "weights": "w", "images": 4,
-                "trained": "t", "top1_on_images": 50.0, "test_top1_logged": None,
+                "trained": "t", "train_images": None, "top1_on_images": 50.0, "test_top1_logged": None,
                 "blocks": [{**block, "magnitude_correlation": v, "direction_correlation": -v}]}
                for c, s, v in (("x", 1, 0.2), ("x", 0, 0.4), ("y", 0, 0.1))]
     x, y = aggregate(records)

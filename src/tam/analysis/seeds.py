@@ -64,7 +64,7 @@ def measure(weights: Weights, images: Tensor, labels: Tensor, *, data: str, num_
         "data": data, "images": len(images),
         "top1_on_images": round(100 * (logits.argmax(1) == labels).double().mean().item(), 2),
         "test_top1_logged": about["test_top1_logged"],
-        "trained": about["trained"],
+        "trained": about["trained"], "train_images": weights.config.get("limit_train"),
         "blocks": blocks,
     }
 
@@ -99,6 +99,7 @@ def aggregate(records: list[dict]) -> list[dict]:
             "cell": cell, "seeds": [m["seed"] for m in members], "epoch": sorted({m["epoch"] for m in members}),
             "runs": [m["run"] for m in members], "weights": [m["weights"] for m in members],
             "images": sorted({m["images"] for m in members}), "trained": members[0]["trained"],
+            "train_images": sorted({m.get("train_images") or 0 for m in members}),
             "top1_on_images": _spread([m["top1_on_images"] for m in members]),
             "test_top1_logged": [m["test_top1_logged"] for m in members],
             "blocks": blocks,

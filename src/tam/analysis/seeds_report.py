@@ -30,6 +30,12 @@ def _statistics(block: dict) -> str:
     return " | ".join(signed + [_pm(block.get(key), False) for key in ("row_entropy", "logit_spread")])
 
 
+def _trained(cell: dict) -> str:
+    """Epochs × training images (0: the whole split), e.g. ``5 × 20000``."""
+    return (f"{'/'.join(map(str, cell['epoch']))} ep × "
+            f"{'/'.join(str(n) if n else 'all' for n in cell['train_images'])}")
+
+
 def _queries(cell: dict, block: dict) -> str:
     images = "/".join(map(str, cell["images"]))
     return f"{images} × {block['queries_per_image']}"
@@ -96,14 +102,14 @@ def render_grid(summary: dict, out: Path, figure: str) -> str:
         "",
         FACTORS,
         "",
-        "| cell | block | grid | seeds | images × queries | ρ(\\|k\\|) | ρ(cos) | ρ(\\|k\\|, cos) of keys "
+        "| cell | trained | block | grid | seeds | images × queries | ρ(\\|k\\|) | ρ(cos) | ρ(\\|k\\|, cos) of keys "
         "| row entropy | logit spread | runs |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cell in summary["cells"]:
         for block in cell["blocks"]:
             lines.append(
-                f"| `{cell['cell']}` | `{block['name']}` | {'×'.join(map(str, block['spatial']))} | "
+                f"| `{cell['cell']}` | {_trained(cell)} | `{block['name']}` | {'×'.join(map(str, block['spatial']))} | "
                 f"{len(cell['seeds'])} | {_queries(cell, block)} | {_statistics(block)} | {_links(cell, out)} |")
     lines += ["", "## The thesis's claim: softmax weighs keys by magnitude, the plain scale by direction", ""]
     lines += _verdicts(summary)
