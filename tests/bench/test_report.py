@@ -204,6 +204,9 @@ def test_the_report_marks_costs_under_load_and_covers_the_whole_run():
                  under_load=True, paired_date="2026-01-01T00:09:00+00:00")]
     text = markdown(rows)
     assert "2026-01-01T00:00:00+00:00 to 2026-01-01T00:09:00+00:00 (UTC)" in text  # the pairs came last
+    spanned = [dict(row, run_started="2025-12-31T23:59:00+00:00", run_finished="2026-01-01T00:10:00+00:00")
+               for row in rows]
+    assert "2025-12-31T23:59:00+00:00 to 2026-01-01T00:10:00+00:00 (UTC)" in markdown(spanned)  # the whole run
     assert "- *Under load*: 1 of 2 configurations were timed with more torch threads than" in text
     row = next(line for line in text.splitlines() if line.startswith("| tam | 56, 8 |"))
     assert "11.0 [9.90–12.1] *under load*" in row

@@ -92,6 +92,9 @@ def test_run_cases_records_the_environment():
     assert record["torch"] == torch.__version__ and record["threads"] == torch.get_num_threads()
     assert record["device_name"] and record["date"]
     assert records[1]["matmul_gflops"] == record["matmul_gflops"] > 0  # one peak for the whole run
+    # the run's span covers every measurement (ISO dates in UTC compare as strings)
+    assert all(r["run_started"] <= r["date"] <= r["run_finished"] for r in records)
+    assert record["under_load"] in (True, False) and "load_avg_1m" in record
 
 
 def test_the_peak_matmul_rate_is_the_fastest_taking_of_the_run(monkeypatch):

@@ -68,7 +68,9 @@ def markdown(records: Sequence[dict]) -> str:
     first = records[0]
     loads = [r["load_avg_1m"] for r in records if r.get("load_avg_1m") is not None]
     # With rounds, a record carries the date of its median round; the pairs come after the sweep.
-    dates = [d for r in records for d in (r["date"], r.get("paired_date")) if d]
+    # The run's start and end where recorded; else (older records) the measurements' dates, the pairs' included.
+    dates = [d for r in records for d in (r["date"], r.get("paired_date"), r.get("run_started"), r.get("run_finished"))
+             if d]
     lines = [
         "# tam bench",
         "",

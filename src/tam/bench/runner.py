@@ -247,8 +247,8 @@ def run_cases(
     on_record: Callable[[list[dict]], object] | None = None,
     build: Callable[[Case, torch.device], Workload] = build_workload,
 ) -> list[dict]:
-    """Measure every case in order, ``rounds`` times over, with a progress bar; records carry :func:`environment`
-    and ``matmul_gflops``, the machine's peak matmul rate in the cases' dtype: the fastest of
+    """Measure every case in order, ``rounds`` times over, with a progress bar; records carry :func:`environment`,
+    ``run_started`` and ``run_finished`` (UTC, the whole run's span, pairs included) and ``matmul_gflops``, the machine's peak matmul rate in the cases' dtype: the fastest of
     :func:`matmul_rate` taken before the first round and after each (a slow spell lowers one taking, and a
     peak set too low would let the compute bounds of the report claim too much).
 
@@ -276,6 +276,7 @@ def run_cases(
     pair_count = sum(reference is not None for reference in references)
     taken: list[list[dict]] = [[] for _ in cases]
     dtype = AMP_DTYPES[cases[0].amp] if cases else torch.float32
+    started = _utc_now()
     rates = [matmul_rate(device, dtype, budget_s=settings.budget_s)]
 
     def summaries(done: list[list[dict]]) -> list[dict]:
@@ -313,7 +314,12 @@ def run_cases(
             bar.update()
             if on_record is not None:
                 on_record(records)
-    return records
+    finished = _utc_now()
+    return [{**record, "run_started": started, "run_finished": finished} for record in records]
+
+
+def _utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def _median_round(records: list[dict]) -> dict:
@@ -346,7 +352,7 @@ def environment(device: torch.device | str, *, started_under_load: bool = False)
         "under_load": device.type == "cpu" and measured_under_load(load, cores(), started_under_load),
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": _utc_now(),
     }
 
 
