@@ -22,6 +22,12 @@ CONFIGS = [
     ("nl", {"heads": 2, "geometry": "direction", "impl": "sdpa"}),
     ("cc", {}),
     ("cc", {"heads": 2, "recurrence": 1, "pos_encoding": "sincos"}),
+    ("xca", {"heads": 2}),
+    ("xca", {"heads": 2, "impl": "gram"}),
+    ("xca", {"impl": "transposed", "geometry": "direction", "pos_encoding": "sincos"}),
+    ("ea", {"heads": 2, "geometry": "direction"}),
+    ("linear", {"heads": 2}),
+    ("gc", {"heads": 2, "geometry": "magnitude", "pos_encoding": "sincos"}),
 ]
 IDS = [f"{kind}-" + "-".join(f"{k}={v}" for k, v in options.items()) for kind, options in CONFIGS]
 

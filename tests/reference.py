@@ -124,3 +124,67 @@ def block(layer, x, core):
     var = y.var(dim=(0, 2), unbiased=False, keepdim=True)
     y = (y - mean) / torch.sqrt(var + layer.bn.eps) * layer.bn.weight[:, None] + layer.bn.bias[:, None]
     return x + y.reshape(x.shape)
+
+
+def _softmax(logits):
+    top = max(logits)
+    weights = [torch.exp(logit - top) for logit in logits]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def cross_covariance(q, k, v, temperature):
+    """A[r, c] = softmax_c(τ_h Σ_n q̂[r, n] k̂[c, n]), rows of q, k divided by their norms over n; a = A v."""
+    batch, heads, d, n = q.shape
+    out = q.new_zeros(batch, heads, d, n)
+    for b in range(batch):
+        for h in range(heads):
+            qh = [q[b, h, r] / torch.sqrt(sum(t * t for t in q[b, h, r])) for r in range(d)]
+            kh = [k[b, h, c] / torch.sqrt(sum(t * t for t in k[b, h, c])) for c in range(d)]
+            for r in range(d):
+                weights = _softmax([temperature[h] * torch.dot(qh[r], kh[c]) for c in range(d)])
+                for c in range(d):
+                    out[b, h, r] += weights[c] * v[b, h, c]
+    return out
+
+
+def efficient(q, k, v):
+    """a_i = Σ_j (ρ_q(q_i)·ρ_k(k_j)) v_j: ρ_q a softmax over channels, ρ_k over positions."""
+    batch, heads, d, n = q.shape
+    out = q.new_zeros(batch, heads, v.shape[2], n)
+    for b in range(batch):
+        for h in range(heads):
+            rho_k = [_softmax([k[b, h, c, j] for j in range(n)]) for c in range(d)]  # [c][j]
+            for i in range(n):
+                rho_q = _softmax([q[b, h, c, i] for c in range(d)])
+                for j in range(n):
+                    out[b, h, :, i] += sum(rho_q[c] * rho_k[c][j] for c in range(d)) * v[b, h, :, j]
+    return out
+
+
+def linear(q, k, v, eps=1e-6):
+    """a_i = Σ_j (φ(q_i)·φ(k_j)) v_j / (Σ_j φ(q_i)·φ(k_j) + ε), φ(t) = elu(t) + 1."""
+    phi = lambda t: torch.where(t > 0, t + 1, torch.exp(t))  # noqa: E731  (elu(t) + 1 written out)
+    batch, heads, _, n = q.shape
+    out = q.new_zeros(batch, heads, v.shape[2], n)
+    for b in range(batch):
+        for h in range(heads):
+            for i in range(n):
+                kernel = [torch.dot(phi(q[b, h, :, i]), phi(k[b, h, :, j])) for j in range(n)]
+                total = sum(kernel) + eps
+                for j in range(n):
+                    out[b, h, :, i] += kernel[j] / total * v[b, h, :, j]
+    return out
+
+
+def global_context(k, v):
+    """Every position gets Σ_j softmax_j(Σ_c k[c, j]) v_j."""
+    batch, heads, _, n = k.shape
+    out = k.new_zeros(batch, heads, v.shape[2], n)
+    for b in range(batch):
+        for h in range(heads):
+            weights = _softmax([k[b, h, :, j].sum() for j in range(n)])
+            context = sum(weights[j] * v[b, h, :, j] for j in range(n))
+            for i in range(n):
+                out[b, h, :, i] = context
+    return out

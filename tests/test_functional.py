@@ -162,3 +162,43 @@ def test_bad_arguments_name_themselves():
         TF.transposed_attention(q, rand(1, 1, 3, 4), q)
     with pytest.raises(ValueError, match="q must have 4 dims"):
         TF.transposed_attention(rand(1, 2, 4), q, q)
+
+
+@pytest.mark.parametrize("n", POSITIONS)
+def test_linear_family_cores_match_references(n):
+    q, k, v = rand(2, 2, 3, n), rand(2, 2, 3, n), rand(2, 2, 3, n)
+    temperature = torch.tensor([0.7, 1.9], dtype=torch.float64)
+    assert_close(TF.cross_covariance_attention(q, k, v, temperature), reference.cross_covariance(q, k, v, temperature))
+    assert_close(TF.efficient_attention(q, k, v), reference.efficient(q, k, v))
+    assert_close(TF.linear_attention(q, k, v), reference.linear(q, k, v))
+    assert_close(TF.global_context_attention(k, v), reference.global_context(k, v))
+
+
+@pytest.mark.parametrize("n", POSITIONS)
+def test_implied_weights_of_the_linear_family_reproduce_their_cores(n):
+    q, k, v = rand(2, 2, 3, n), rand(2, 2, 3, n), rand(2, 2, 4, n)
+    for core, weights in [(TF.efficient_attention(q, k, v), TF.efficient_map(q, k)),
+                          (TF.linear_attention(q, k, v), TF.linear_map(q, k)),
+                          (TF.global_context_attention(k, v), TF.global_context_map(k, n))]:
+        assert_close(torch.matmul(v, weights.transpose(-1, -2)), core)
+
+
+@pytest.mark.parametrize("heads", [1, 2, 4])
+@pytest.mark.parametrize("spatial", [(7,), (3, 4), (2, 2, 3)])
+def test_xca_gram_form_equals_its_transposed_evaluation(heads, spatial):
+    channels, embed = 6, 4
+    x = rand(2, channels, *spatial).flatten(2).requires_grad_()
+    weights = [rand(embed, channels).requires_grad_() for _ in range(3)] + [rand(channels, embed).requires_grad_()]
+    temperature = (torch.rand(heads, dtype=torch.float64) + 0.5).requires_grad_()
+    inputs = (x, *weights, temperature)
+
+    def transposed():
+        q, k, v = (torch.matmul(w, x).unflatten(1, (heads, -1)) for w in weights[:3])
+        return torch.matmul(weights[3], TF.cross_covariance_attention(q, k, v, temperature).flatten(1, 2))
+
+    gram = TF.gram_cross_covariance_attention(x, *weights, temperature, heads=heads)
+    expected = transposed()
+    assert_close(gram, expected)
+    grad = rand(*expected.shape)
+    for actual, wanted in zip(torch.autograd.grad(gram, inputs, grad), torch.autograd.grad(expected, inputs, grad)):
+        assert_close(actual, wanted)

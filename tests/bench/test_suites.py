@@ -2,7 +2,7 @@
 
 from dataclasses import replace
 
-from tam.bench.suites import paired_references, suite_cases
+from tam.bench.suites import fastpath_kinds, paired_references, suite_cases
 
 
 def references_by_label(cases):
@@ -23,7 +23,8 @@ def test_fastpath_kinds_refer_to_the_floor_at_the_same_point():
     cases = suite_cases("fastpath", quick=True)
     for case, reference in zip(cases, paired_references(cases)):
         assert reference == (None if case.kind == "floor" else replace(case, kind="floor"))
-    assert sum(ref is not None for ref in paired_references(cases)) == 2 * 2  # tam and cc at 2 points
+    compared = len(fastpath_kinds()) - 1  # every fastpath kind but the floor, at the quick grid's 2 points
+    assert compared == 6 and sum(ref is not None for ref in paired_references(cases)) == compared * 2
 
 
 def test_network_kinds_refer_to_the_network_without_attention():

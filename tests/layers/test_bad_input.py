@@ -33,6 +33,16 @@ import tam
         (lambda: tam.create_attention("tam", 8, head=2), TypeError, r"unknown option\(s\) \['head'\].*'heads'"),
         (lambda: tam.create_attention("none", 8, heads=2), TypeError, r"options \['heads'\] given"),
         (lambda: tam.create_attention("tam", 8, blocks=-1), ValueError, r"blocks must be ≥ 0"),
+        (lambda: tam.create_attention("xca", 8, normalization="softmax"), TypeError,
+         r"unknown option\(s\) \['normalization'\] for kind='xca'"),
+        (lambda: tam.create_attention("gc", 8, impl="gram"), TypeError, r"unknown option\(s\) \['impl'\]"),
+        (lambda: tam.create_attention("xca", 8, geometry="magnitude"), ValueError,
+         r"geometry must be one of \('full', 'direction'\)"),
+        (lambda: tam.create_attention("ea", 8, geometry="magnitude"), ValueError,
+         r"geometry must be one of \('full', 'direction'\)"),
+        (lambda: tam.create_attention("xca", 8, impl="gram", pos_encoding="sincos"), ValueError,
+         r"impl='gram' needs geometry='full' and pos_encoding=None"),
+        (lambda: tam.create_attention("xca", 8, impl="fast"), ValueError, r"impl must be one of"),
     ],
 )
 def test_bad_arguments(build, error, match):
@@ -57,6 +67,11 @@ def test_bad_arguments(build, error, match):
 def test_bad_inputs(layer, x, error, match):
     with pytest.raises(error, match=match):
         layer(x)
+
+
+def test_xca_has_no_spatial_weights():
+    with pytest.raises(ValueError, match="xca mixes channels, not positions.*transposed_map"):
+        tam.create_attention("xca", 8).attention_map(torch.randn(1, 8, 3, 3))
 
 
 def test_bad_queries():

@@ -9,6 +9,14 @@ from layer_cases import CONFIGS, IDS, awake, build, spatial_shapes
 
 def reference_core(layer):
     kind = type(layer).__name__
+    linear_family = {
+        "CrossCovarianceAttention": lambda q, k, v, spatial: reference.cross_covariance(q, k, v, layer.temperature),
+        "EfficientAttention": lambda q, k, v, spatial: reference.efficient(q, k, v),
+        "LinearAttention": lambda q, k, v, spatial: reference.linear(q, k, v),
+        "GlobalContext": lambda q, k, v, spatial: reference.global_context(k, v),
+    }
+    if kind in linear_family:
+        return linear_family[kind]
     if kind == "TransposedAttention" and layer.normalization == "softmax":
         return lambda q, k, v, spatial: reference.transposed_softmax(q, k, v)
     if kind in ("TransposedAttention", "NonLocal") and layer.normalization == "scale":

@@ -33,3 +33,19 @@ def test_without_decay_on_norm_and_bias_only_weight_matrices_decay():
     opt.step()
     moved = {id(p) for p, b in zip(net.parameters(), before) if not torch.equal(p, b)}
     assert moved == {id(net[0].weight), id(net[3].weight)}
+
+
+def test_xca_temperature_is_never_decayed_and_frozen_weights_are_left_out():
+    from tam.models import create_model
+
+    net = create_model("preresnet20", num_classes=10, attention="xca", heads=2)
+    temperatures = {id(m.temperature) for m in net.modules() if hasattr(m, "temperature")}
+    assert temperatures
+    for decay_norm_and_bias in (True, False):
+        opt = build_optimizer(net, TrainConfig(weight_decay=1e-3, decay_norm_and_bias=decay_norm_and_bias))
+        decayed, free = opt.param_groups
+        assert temperatures <= {id(p) for p in free["params"]}
+        assert not temperatures & {id(p) for p in decayed["params"]}
+    gc = create_model("preresnet20", num_classes=10, attention="gc")
+    frozen = {id(p) for p in gc.parameters() if not p.requires_grad}
+    assert frozen and not frozen & {id(p) for group in build_optimizer(gc, TrainConfig()).param_groups for p in group["params"]}

@@ -3,7 +3,10 @@
 from tam.layers.create import attention_option_defaults, attention_options, create_attention
 from tam.layers.criss_cross import CrissCross
 from tam.layers.dispatch import Dispatch, force_impl
+from tam.layers.efficient import EfficientAttention
 from tam.layers.floor import Floor
+from tam.layers.global_context import GlobalContext
+from tam.layers.linear import LinearAttention
 from tam.layers.non_local import NonLocal
 from tam.layers.registry import (
     ATTENTION_REGISTRY,
@@ -15,14 +18,19 @@ from tam.layers.registry import (
 )
 from tam.layers.shell import AttentionBlock
 from tam.layers.transposed import TransposedAttention
+from tam.layers.xca import CrossCovarianceAttention
 
 __all__ = [
     "ATTENTION_REGISTRY",
     "AttentionBlock",
     "AttentionKind",
     "CrissCross",
+    "CrossCovarianceAttention",
     "Dispatch",
+    "EfficientAttention",
     "Floor",
+    "GlobalContext",
+    "LinearAttention",
     "NonLocal",
     "TransposedAttention",
     "attention_kind",

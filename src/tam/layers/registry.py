@@ -121,9 +121,13 @@ def kind_of(layer: nn.Module) -> str:
 
 def _register_builtin() -> None:
     from tam.layers.criss_cross import CrissCross
+    from tam.layers.efficient import EfficientAttention
     from tam.layers.floor import Floor
+    from tam.layers.global_context import GlobalContext
+    from tam.layers.linear import LinearAttention
     from tam.layers.non_local import NonLocal
     from tam.layers.transposed import TransposedAttention
+    from tam.layers.xca import CrossCovarianceAttention
 
     for kind in (
         AttentionKind("tam", TransposedAttention, "Transposed Attention Module: a d×d map per head (the thesis)"),
@@ -136,6 +140,10 @@ def _register_builtin() -> None:
             "cc", CrissCross, "Criss-cross attention: each position over its row and column (2-D)",
             excluded_options=("geometry",),
         ),
+        AttentionKind("xca", CrossCovarianceAttention, "cross-covariance attention (XCiT): a d×d softmax over channels"),
+        AttentionKind("ea", EfficientAttention, "Efficient Attention: softmax over channels (q) and positions (k)"),
+        AttentionKind("linear", LinearAttention, "linear attention, elu + 1 kernel (Katharopoulos et al.)"),
+        AttentionKind("gc", GlobalContext, "global context (GCNet): one query-independent softmax per head"),
         AttentionKind("floor", Floor, "the shell without attention: the benchmark's cost floor", in_models=False),
     ):
         register_attention(kind)
