@@ -25,13 +25,15 @@ trap 'rm -rf "$copy"' EXIT
 cp -r "$root/src" "$root/pyproject.toml" "$root/README.md" "$copy/"
 "$venv/bin/pip" install -q --disable-pip-version-check "$copy" 2>&1 | grep -v "is ignored" >&2 || true
 
+# The checkout's state before this run writes its report (which may lie inside the checkout).
+commit="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
 mkdir -p "$out"
 report="$out/timm_check.txt"
 {
     echo "# scripts/timm_check.sh: tests marked timm, with the real timm"
     echo "date (UTC): $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "machine: $(uname -srm), $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
-    echo "tam commit: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
+    echo "tam commit: $commit"
     "$venv/bin/python" -c "import sys, torch, torchvision, timm, tam; print(f'python {sys.version.split()[0]}, torch {torch.__version__}, torchvision {torchvision.__version__}, timm {timm.__version__}, tam {tam.__version__} from {tam.__file__}')"
     echo
 } > "$report"
