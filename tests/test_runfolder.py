@@ -90,9 +90,9 @@ def test_a_folder_from_before_manifests_is_adopted_on_resume_only(tmp_path):
     out.mkdir()
     (out / "config.yaml").write_text("model: preresnet20\n")
     with pytest.raises(UserError, match="pass --resume to continue it"), RunFolder.claim(
-            out, command="train", adopts="config.yaml"):
+            out, command="train", adopts=("config.yaml",)):
         pass
-    with RunFolder.claim(out, command="train", resume=True, adopts="config.yaml") as run:
+    with RunFolder.claim(out, command="train", resume=True, adopts=("config.yaml",)) as run:
         assert run.previous is None
     assert read_manifest(out)["command"] == "train"
 

@@ -27,6 +27,10 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        if error.filename is not None:
+            raise
+        raise OSError(error.errno, error.strerror, str(path)) from None  # a full disk names the file it hit
     finally:
         tmp.unlink(missing_ok=True)  # a failed or interrupted write leaves nothing behind
     return path

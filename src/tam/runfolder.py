@@ -19,8 +19,8 @@ Example::
         ...write files into run.path...
         run.update(status="diverged")   # optional; "finished" is recorded on a clean exit
 
-A folder written before manifests existed is adopted when ``adopts`` (a glob, e.g. ``"config.yaml"``) matches
-in it: ``--resume`` of an old ``tam train`` folder keeps working.
+A folder written before manifests existed is adopted when one of ``adopts`` (globs, e.g. ``"config.yaml"``)
+matches in it: ``--resume`` of an old ``tam train`` folder keeps working.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ class RunFolder:
     @classmethod
     @contextlib.contextmanager
     def claim(cls, path: str | Path, *, command: str, resume: bool = False, overwrite: bool = False,
-              inputs: Iterable[str | Path | None] = (), adopts: str | None = None,
+              inputs: Iterable[str | Path | None] = (), adopts: tuple[str, ...] = (),
               flag: str = "--out") -> Iterator["RunFolder"]:
         """Own ``path`` for ``command`` while the block runs (see the module docstring for what is refused).
 
@@ -133,7 +133,7 @@ class RunFolder:
             overwrite: the user allowed replacing what the folder holds: the files its previous owner recorded
                 are removed first, and a folder no command owns may be written into.
             inputs: paths the command reads; the folder may not equal, contain or lie inside any of them.
-            adopts: a glob that marks a folder written by this command before manifests existed.
+            adopts: globs that mark a folder written by this command before manifests existed.
             flag: the option that named ``path``, for messages.
 
         On a clean exit the manifest records status ``"finished"`` (unless :meth:`update` set another) and the
@@ -183,7 +183,7 @@ class RunFolder:
             changed = {name for name, stamp in after.items() if self._before.get(name) != stamp}
             kept = {name for name in self.manifest["files"] if name in after}
             self.manifest["files"] = sorted(changed | kept)
-            if status is not None or self.manifest["status"] == "running":
+            if self.manifest["status"] == "running":  # a status set by update() stands
                 self.manifest["status"] = status or "finished"
             self._write_manifest()
         except OSError:
@@ -201,7 +201,7 @@ def _manifest_or_none(path: Path) -> dict | None:
 
 
 def _check_owner(path: Path, command: str, previous: dict | None, *, resume: bool, overwrite: bool,
-                 adopts: str | None, flag: str) -> dict | None:
+                 adopts: tuple[str, ...], flag: str) -> dict | None:
     """The manifest to continue from, after refusing what the user did not allow."""
     owner = previous["command"] if previous else None
     if overwrite:
@@ -213,7 +213,7 @@ def _check_owner(path: Path, command: str, previous: dict | None, *, resume: boo
         return previous
     if owner is None and not _listing(path):
         return None
-    if owner is None and adopts and any(path.glob(adopts)):  # written by this command before manifests existed
+    if owner is None and any(any(path.glob(pattern)) for pattern in adopts):  # written before manifests existed
         if resume:
             return None
         raise UserError(f"{flag} {path}: holds an earlier `tam {command}` run; pass --resume to continue it, "

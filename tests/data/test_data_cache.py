@@ -128,8 +128,10 @@ def test_loading_a_cache_runs_no_code(tmp_path, monkeypatch):
             dst.writestr(item, data)
     from tam.errors import UserError
 
-    with pytest.raises(UserError, match="evil.pt: unreadable dataset cache"):
+    with pytest.raises(UserError, match="evil.pt: refused: this dataset cache holds non-tensor Python objects, "
+                                        "which tam never loads") as error:
         load_cache(evil)
+    assert "weights_only" not in str(error.value)  # tam's words, not PyTorch's advice to load it anyway
     assert not (tmp_path / "pwned").exists()
 
 

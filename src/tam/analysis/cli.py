@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tam.errors import UserError
+from tam.errors import UserError, check_range
 from tam.runfolder import RunFolder
 
 CHECKPOINT = "checkpoint.pt"
@@ -90,8 +90,7 @@ def run(args: argparse.Namespace) -> int:
     count = args.images if args.images is not None else SUMMARY_IMAGES if summarising else IMAGES
     for flag, value in (("--images", count), ("--figure-images", args.figure_images),
                         ("--query-block", args.query_block)):
-        if value < 1:
-            raise UserError(f"{flag}: must be at least 1, got {value}")
+        check_range(flag, value, low=1, integer=True)
     points = parse_points(args.queries) if args.queries else QUERY_POINTS
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     try:

@@ -6,8 +6,7 @@ from pathlib import Path
 
 from torch import nn
 
-from tam.errors import UserError
-from tam.train.checkpoint import load_checkpoint
+from tam.train.checkpoint import MODEL_KEYS, load_checkpoint, load_weights
 from tam.train.config import from_dict
 from tam.train.metrics import read_metrics
 from tam.train.model import model_from_config
@@ -20,15 +19,11 @@ def load_trained(path: str | Path, num_classes: int, run: str | Path | None = No
     that epoch (from the ``metrics.jsonl`` of run folder ``run``, default the checkpoint's folder, when present).
     """
     path = Path(path)
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(path, needs=MODEL_KEYS)
     config = from_dict(checkpoint["config"], source=str(path))
     model = model_from_config(config, num_classes)
-    try:
-        model.load_state_dict(checkpoint["model"])
-    except RuntimeError as error:
-        first = str(error).strip().splitlines()[0]
-        raise UserError(f"{path}: its weights do not fit {config.model} with {num_classes} classes "
-                        f"(the classes of --data): {first}") from None
+    load_weights(model, checkpoint["model"], path, what=f"{config.model} with {num_classes} classes (the classes "
+                                                         "of --data)")
     epoch = checkpoint.get("epoch")
     records = read_metrics(Path(run) if run is not None else path.parent)
     logged = next((r for r in records if r.get("epoch") == epoch), None)

@@ -14,7 +14,7 @@ import time
 
 from tam.amp import AMP_MODES
 from tam.bench.suites import SUITES, bench_kinds
-from tam.errors import UserError
+from tam.errors import UserError, check_range
 from tam.runfolder import RunFolder
 
 
@@ -80,15 +80,13 @@ def run(args: argparse.Namespace) -> int:
     from tam.bench.suites import suite_cases
 
     device = _device(args.device)
-    if args.budget is not None and not args.budget > 0:
-        raise UserError(f"--budget must be a positive number of seconds, got {args.budget}")
-    if args.memory_limit is not None and not args.memory_limit > 0:
-        raise UserError(f"--memory-limit must be a positive number of GB, got {args.memory_limit}")
+    for flag, value in (("--budget", args.budget), ("--memory-limit", args.memory_limit)):
+        if value is not None:
+            check_range(flag, value, low=0, low_open=True)
+    for flag, value in (("--threads", args.threads), ("--rounds", args.rounds)):
+        if value is not None:
+            check_range(flag, value, low=1, integer=True)
     cpu = device.type == "cpu"
-    if args.threads is not None and args.threads < 1:
-        raise UserError(f"--threads must be ≥ 1, got {args.threads}")
-    if args.rounds < 1:
-        raise UserError(f"--rounds must be ≥ 1, got {args.rounds}")
     if not cpu and (args.rss or args.memory_limit):
         raise UserError(f"--rss and --memory-limit are for CPU runs; --device {args.device} reports the CUDA peak")
     choice = choose_threads(args.threads, torch.get_num_threads(), command="tam bench") if args.threads or cpu else None

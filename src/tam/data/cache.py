@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import math
 import os
 import re
 import sys
@@ -28,13 +29,13 @@ import torch
 
 from tam.data.dataset import PreparedDataset
 from tam.data.sources import read_source
-from tam.data.tree import sniff
+from tam.data.tree import sniff, walk_folder
 from tam.errors import UserError
-from tam.files import write_atomic
+from tam.verified import load_verified, save_verified
 from tam.runfolder import check_apart
 
 FORMAT = "tam.data.prepared"
-VERSION = 1
+VERSION = 2  # 2: with a checksum (tam.verified); 1: without
 ENV_CACHE_DIR = "TAM_CACHE_DIR"
 _ARCHIVE_SUFFIX = re.compile(r"(\.tar)?(\.gz|\.tgz|\.bz2|\.xz|\.zip|\.tar)$", re.IGNORECASE)
 
@@ -53,11 +54,13 @@ def fingerprint(path: str | Path) -> str:
     path = Path(path)
     digest = hashlib.sha256()
     if path.is_dir():
-        for top, dirnames, filenames in os.walk(path, followlinks=True):
-            dirnames.sort()
+        for top, _, filenames in walk_folder(path):
             rel = os.path.relpath(top, path).replace(os.sep, "/")
-            for filename in sorted(filenames):
-                info = os.stat(os.path.join(top, filename))
+            for filename in filenames:
+                try:
+                    info = os.stat(os.path.join(top, filename))
+                except OSError as error:
+                    raise UserError(f"{os.path.join(top, filename)}: cannot read ({error.strerror or error})") from None
                 digest.update(f"{rel}/{filename}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
         return f"tree-sha256:{digest.hexdigest()}"
     with open(path, "rb") as handle:
@@ -116,7 +119,7 @@ def save_cache(ds: PreparedDataset, path: str | Path) -> Path:
         "test_coarse_labels": None if ds.test_coarse_labels is None else ds.test_coarse_labels.clone(),
     }
     try:
-        write_atomic(path, lambda file: torch.save(state, file))
+        save_verified(state, path)
     except OSError as error:
         raise UserError(f"{path}: cannot write the cache ({error.strerror or error})") from None
     return path
@@ -128,10 +131,8 @@ def _read_state(path: Path) -> dict:
         raise UserError(f"{path}: no such file")
     if not is_cache_file(path):
         raise UserError(f"{path}: not a tam dataset cache (prepare one with `tam data prepare SOURCE --out FILE`)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:  # truncated zip, foreign pickle, ...
-        raise UserError(f"{path}: unreadable dataset cache ({' '.join(str(error).split())[:200]})") from None
+    unverified = []
+    state = load_verified(path, what="dataset cache", mmap=True, on_unverified=lambda: unverified.append(True))
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path}: not a tam dataset cache (a torch file of something else)")
     if state.get("version") != VERSION:
@@ -139,14 +140,36 @@ def _read_state(path: Path) -> dict:
             f"{path}: dataset cache of format version {state.get('version')}, this tam reads version {VERSION}; "
             "prepare it again"
         )
+    if unverified:
+        raise UserError(f"{path}: dataset cache without its checksum: the file was altered; prepare it again")
     missing = [key for key in _FIELDS + _TENSORS if key not in state]
     if missing:
         raise UserError(f"{path}: incomplete dataset cache (no {missing[0]!r})")
+    _check_contents(path, state)
+    return state
+
+
+def _check_contents(path: Path, state: dict) -> None:
+    """Refuse a cache whose contents no loader could use: shapes, label range, normalisation."""
+    classes = state["classes"]
+    if not isinstance(classes, list) or not classes:
+        raise UserError(f"{path}: corrupt dataset cache (no class names)")
     for split in ("train", "test"):
         images, labels = state[f"{split}_images"], state[f"{split}_labels"]
-        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3 or len(images) != len(labels):
-            raise UserError(f"{path}: corrupt dataset cache ({split} images {tuple(images.shape)}, {len(labels)} labels)")
-    return state
+        if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor) or \
+                images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3 or \
+                labels.dim() != 1 or len(images) != len(labels):
+            raise UserError(f"{path}: corrupt dataset cache ({split} images and labels do not match)")
+        if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= len(classes)):
+            raise UserError(f"{path}: corrupt dataset cache ({split} labels outside 0..{len(classes) - 1}, "
+                            f"the {len(classes)} classes)")
+    for key in ("mean", "std"):
+        values = state[key]
+        if not isinstance(values, (list, tuple)) or len(values) != 3 or \
+                not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            raise UserError(f"{path}: corrupt dataset cache ({key} {values!r} is not three finite numbers)")
+    if not all(v > 0 for v in state["std"]):
+        raise UserError(f"{path}: corrupt dataset cache (std {state['std']!r}: each must be positive)")
 
 
 _FIELDS = (

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from tam.errors import check_range
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +63,8 @@ def _size(n: int) -> str:
 def _prepare(args) -> int:
     from tam.data.cache import prepare
 
+    if args.workers is not None:
+        check_range("--workers", args.workers, low=1, integer=True)
     start = time.perf_counter()
     ds, out, written = prepare(args.source, args.out, cache_dir=args.cache_dir, force=args.force, workers=args.workers)
     c, h, w = ds.image_shape
@@ -123,6 +126,9 @@ def _download(args) -> int:
 def _bench(args) -> int:
     from tam.runfolder import RunFolder
 
+    for flag, value in (("--batch-size", args.batch_size), ("--passes", args.passes), ("--threads", args.threads)):
+        if value is not None:
+            check_range(flag, value, low=1, integer=True)
     with RunFolder.claim(args.out, command="data bench", overwrite=args.overwrite, inputs=[args.source]) as run:
         json_path, md_path = _bench_into(args, run.path)
     print(md_path.read_text(), end="")

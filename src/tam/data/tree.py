@@ -3,7 +3,9 @@
 Archives are never extracted: a tar is streamed once into memory (member name -> bytes), a zip is read member
 by member. Member names are checked before anything is read: an absolute path, a ``..`` component, a link or a
 special file is refused with an error naming the archive and the member. So a hostile archive can neither
-write outside anything (nothing is written) nor point the reader at files outside itself.
+write outside anything (nothing is written) nor point the reader at files outside itself. Sizes are checked
+from the member headers before a byte is inflated: a member larger than :data:`MAX_MEMBER_BYTES` or members
+adding up to more than :data:`MAX_TOTAL_BYTES` are refused, so a small archive cannot inflate to fill memory.
 """
 
 from __future__ import annotations
@@ -17,8 +19,13 @@ import tarfile
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Iterator
 
 from tam.errors import UserError
+
+# No file of a dataset source comes near these: a CIFAR python batch is 31 MB, a Tiny-ImageNet archive 0.5 GB.
+MAX_MEMBER_BYTES = 256 * 2**20
+MAX_TOTAL_BYTES = 8 * 2**30
 
 _MAGIC = {
     b"\x1f\x8b": "tar",  # gzip: a .tar.gz
@@ -41,6 +48,19 @@ def sniff(path: Path) -> str:
     if len(head) >= 262 and head[257:262] == b"ustar":
         return "tar"
     return "unknown"
+
+
+def walk_folder(path: Path) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk`` following links, in sorted order, each real folder once: a symlink loop ends, not recurses."""
+    seen: set[str] = set()
+    for top, dirnames, filenames in os.walk(path, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames.sort()
+        yield top, dirnames, sorted(filenames)
 
 
 def is_hidden(name: str) -> bool:
@@ -93,13 +113,7 @@ class SourceTree:
     # -- construction -------------------------------------------------------------------------------------
 
     def _scan_folder(self) -> None:
-        seen: set[str] = set()
-        for top, dirnames, filenames in os.walk(self.path, followlinks=True):
-            real = os.path.realpath(top)
-            if real in seen:  # a symlink loop
-                dirnames[:] = []
-                continue
-            seen.add(real)
+        for top, _, filenames in walk_folder(self.path):
             rel = os.path.relpath(top, self.path).replace(os.sep, "/")
             rel = "" if rel == "." else rel
             self.dirs.add(rel)
@@ -114,12 +128,14 @@ class SourceTree:
 
     def _read_tar(self) -> None:
         try:
+            total = 0
             with tarfile.open(self.path, "r:*") as archive:
                 for member in archive:
                     name = _safe_member_name(self.path, member.name)
                     if member.isdir():
                         self.dirs.add(name)
                     elif member.isfile():
+                        total = self._check_size(member.name, member.size, total)
                         if member.issparse():
                             self._blobs[name] = archive.extractfile(member).read()
                         else:  # what extractfile does, without its per-member objects (a third of the time)
@@ -153,7 +169,18 @@ class SourceTree:
             if chunk.strip(b"\0"):
                 raise UserError(f"{self.path}: truncated or corrupt archive (data after the end-of-archive marker)")
 
+    def _check_size(self, member: str, size: int, total: int) -> int:
+        """``total + size``, or a UserError when the member or the archive would inflate past the caps."""
+        if size > MAX_MEMBER_BYTES:
+            raise UserError(f"{self.path}: refused archive member {member!r}: it inflates to {size:,} bytes, more "
+                            f"than the {MAX_MEMBER_BYTES:,} any file of a dataset source may have")
+        if total + size > MAX_TOTAL_BYTES:
+            raise UserError(f"{self.path}: refused: its members inflate to more than {MAX_TOTAL_BYTES:,} bytes, "
+                            "more than a dataset source this reader holds in memory")
+        return total + size
+
     def _open_zip(self) -> None:
+        total = 0
         try:
             self._zip = zipfile.ZipFile(self.path)
             for info in self._zip.infolist():
@@ -166,6 +193,7 @@ class SourceTree:
                 elif kind not in (0, stat.S_IFREG):
                     raise UserError(f"{self.path}: refused archive member {info.filename!r}: not a regular file")
                 else:
+                    total = self._check_size(info.filename, info.file_size, total)
                     self.files.add(name)
                     self._zip_members[name] = info
         except UserError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 
-from tam.errors import UserError
+from tam.errors import UserError, check_range
 from tam.layers.registry import attention_kinds
 
 
@@ -25,6 +25,9 @@ def run(args: argparse.Namespace) -> int:
     from tam.models import create_model, list_models, model_info
     from tam.models.summary import summarize
 
+    for flag, value in (("--num-classes", args.num_classes), ("--heads", args.heads)):
+        if value is not None:
+            check_range(flag, value, low=1, integer=True)
     names = _select(args.names, list_models())
     blocks = _parse_blocks(args.attention_blocks)
     options = {} if args.heads is None else {"heads": args.heads}

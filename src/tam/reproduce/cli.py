@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tam.errors import UserError
+from tam.errors import UserError, check_range
 from tam.runfolder import RunFolder
 
 
@@ -38,16 +38,16 @@ def run(args: argparse.Namespace) -> int:
 
     experiment = load_experiment(args.experiment)
     out = Path(args.out or f"runs/reproduce/{experiment.name}-{args.budget}")
-    if args.seeds is not None and args.seeds < 1:
-        raise UserError(f"--seeds must be ≥ 1, got {args.seeds}")
+    if args.seeds is not None:
+        check_range("--seeds", args.seeds, low=1, integer=True)
     reuse = tuple(Path(folder) for folder in args.reuse)
     for flag, folder in [("--reuse", folder) for folder in reuse] + [("--baseline", args.baseline)]:
         if folder is not None and not Path(folder).is_dir():
             raise UserError(f"{flag} {folder}: no such folder")
     if args.table_only and not out.is_dir():
         raise UserError(f"--out {out}: no such experiment folder to tabulate")
-    with RunFolder.claim(out, command="reproduce", resume=args.resume or args.table_only,
-                         overwrite=args.overwrite, inputs=[args.data], adopts="*/seed*/config.yaml") as run:
+    with RunFolder.claim(out, command="reproduce", resume=args.resume or args.table_only, overwrite=args.overwrite,
+                         inputs=[args.data], adopts=("*/seed*/results.json", "*/seed*/config.yaml")) as run:
         if run.previous is not None and not (args.resume or args.table_only):
             raise UserError(f"--out {out}: holds an earlier experiment; pass --resume to continue it, "
                             "or choose another --out")

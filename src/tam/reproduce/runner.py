@@ -15,7 +15,7 @@ from tam.reproduce.experiment import REPO_ROOT, Cell, Experiment
 from tam.train.config import TrainConfig, from_dict, incompatible_keys, load_yaml
 from tam.files import write_text_atomic
 from tam.layers.registry import attention_kind
-from tam.runfolder import child
+from tam.runfolder import child, read_manifest
 
 COST_JSON = "cost.json"
 
@@ -49,13 +49,31 @@ def cell_config(experiment: Experiment, budget: str, cell: Cell, seed: int, sour
 
 
 def is_finished(config: TrainConfig) -> bool:
-    """A run folder whose results cover all epochs of this very config."""
+    """A run folder whose results cover all epochs of this very config.
+
+    Its config is the manifest's (``tam-run.json``), else ``config.yaml`` (folders written before manifests),
+    so a folder holding only its manifest, ``results.json`` and weights (as committed) counts as finished; one
+    whose manifest says it did not finish (diverged, failed) does not.
+    """
     folder = Path(config.out)
-    if not (folder / "results.json").is_file() or not (folder / "config.yaml").is_file():
+    if not (folder / "results.json").is_file():
         return False
-    stored = load_yaml(folder / "config.yaml")
-    results = json.loads((folder / "results.json").read_text())
-    return not incompatible_keys(stored, config) and results.get("epochs_completed") == config.epochs
+    manifest = read_manifest(folder)
+    if manifest is not None and (manifest["command"] != "train" or manifest.get("status") != "finished"):
+        return False
+    if manifest is not None and isinstance(manifest.get("config"), dict):
+        stored = manifest["config"]
+    elif (folder / "config.yaml").is_file():
+        stored = load_yaml(folder / "config.yaml")
+    else:
+        return False
+    try:
+        results = json.loads((folder / "results.json").read_text())
+    except ValueError:
+        raise UserError(f"{folder / 'results.json'}: not valid JSON (a damaged file); delete it to train the "
+                        "run again") from None
+    return (isinstance(results, dict) and not incompatible_keys(stored, config)
+            and results.get("epochs_completed") == config.epochs)
 
 
 def finished_elsewhere(configs: list[TrainConfig], cell_folder: Path) -> bool:

@@ -17,15 +17,25 @@ from pathlib import Path
 import yaml
 
 from tam.amp import AMP_MODES
-from tam.errors import UserError
+from tam.errors import UserError, check_range
 from tam.layers.registry import attention_kinds
 
 SCHEDULES = ("step", "cosine")
 DTYPES = ("float32", "float64")
 
-# Keys a resumed run may change: where and how it runs, and how long (epochs may be extended).
+# Numeric keys: (key, lowest, highest); an int bound means the key is an integer. Padding beyond an image's
+# side only adds zeros (and memory: --crop-padding 100000 would ask for terabytes).
+MAX_CROP_PADDING = 64
+NUMBER_RANGES = (
+    ("epochs", 1, None), ("batch_size", 1, None), ("heads", 1, None), ("log_interval", 1, None),
+    ("limit_train", 1, None), ("limit_test", 1, None), ("crop_padding", 0, MAX_CROP_PADDING), ("seed", 0, 2**32 - 1),
+    ("momentum", 0.0, 1.0), ("weight_decay", 0.0, None), ("warmup_epochs", 0.0, None), ("label_smoothing", 0.0, 1.0),
+)
+
+# Keys a resumed run may change: where and how it runs, and how long (epochs may be extended); where the data
+# lies (its content is compared by fingerprint).
 # Everything else shapes the trajectory, so a resume with a different value is refused.
-RESUMABLE_KEYS = frozenset({"epochs", "out", "device", "cache_dir", "log_interval", "tensorboard", "compile",
+RESUMABLE_KEYS = frozenset({"epochs", "out", "data", "device", "cache_dir", "log_interval", "tensorboard", "compile",
                             "keep_weights"})
 
 
@@ -94,21 +104,22 @@ class TrainConfig:
         for key, allowed in choices:
             if getattr(self, key) not in allowed:
                 raise UserError(f"{key}: {getattr(self, key)!r} is not one of {', '.join(allowed)}")
-        positive = ("epochs", "batch_size", "heads", "log_interval")
-        for key in positive:
-            if getattr(self, key) < 1:
-                raise UserError(f"{key}: must be at least 1, got {getattr(self, key)}")
-        if any(epoch < 0 for epoch in self.keep_weights):
-            raise UserError(f"keep_weights: epochs must be at least 0, got {self.keep_weights}")
-        if self.crop_padding < 0:
-            raise UserError(f"crop_padding: must be at least 0, got {self.crop_padding}")
-        for key in ("limit_train", "limit_test"):
-            if getattr(self, key) is not None and getattr(self, key) < 1:
-                raise UserError(f"{key}: must be at least 1, got {getattr(self, key)}")
-        if self.lr <= 0:
-            raise UserError(f"lr: must be positive, got {self.lr}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise UserError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
+        for key, low, high in NUMBER_RANGES:
+            value = getattr(self, key)
+            if value is not None:
+                check_range(key, value, low=low, high=high, integer=isinstance(low, int))
+        for key in ("lr", "gamma"):
+            check_range(key, getattr(self, key), low=0, low_open=True)
+        for key, values in (("milestones", self.milestones), ("keep_weights", self.keep_weights),
+                            ("attention_blocks", self.attention_blocks or [])):
+            for value in values:
+                check_range(key, value, low=0, integer=True)
+        if self.warmup_epochs > self.epochs:
+            raise UserError(f"warmup_epochs: {self.warmup_epochs} is longer than the run ({self.epochs} epochs)")
+        if self.nesterov and self.momentum == 0:
+            raise UserError("nesterov: needs a momentum above 0")
+        if not self.label_smoothing < 1.0:
+            raise UserError(f"label_smoothing: must be below 1, got {self.label_smoothing}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -174,7 +185,9 @@ def from_dict(values: dict, source: str, base: TrainConfig | None = None) -> Tra
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     try:
-        values = yaml.safe_load(path.read_text())
+        values = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text file (YAML expected)") from None
     except yaml.YAMLError as error:
         raise UserError(f"{path}: not valid YAML: {error}") from None
     if values is None:

@@ -5,6 +5,7 @@ logging and checkpointing after each one. The same code runs alone or as one ran
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import random
@@ -21,13 +22,15 @@ from tam.amp import autocast as amp_autocast
 from tam.errors import Interrupted, UserError
 from tam.files import write_text_atomic
 from tam.runfolder import RunFolder
-from tam.train import distributed
-from tam.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, save_weights, set_rng_state
-from tam.train.config import TrainConfig, incompatible_keys, to_yaml
+from tam.train import distributed, divergence
+from tam.train.checkpoint import rng_state, save_checkpoint, save_weights
+from tam.train.config import TrainConfig, to_yaml
+from tam.train.divergence import first_nonfinite
 from tam.train.metrics import MetricsWriter, progress
 from tam.train.model import model_from_config
 from tam.train.optimizer import build_optimizer
 from tam.train.plot import CURVES_PNG, plot_runs
+from tam.train.resume import check_same_data, checkpoint_to_resume, data_identity, restore
 from tam.train.schedule import build_scheduler
 from tam.train.subset import balanced_subset
 from tam.train.sync_batchnorm import convert_sync_batchnorm
@@ -50,7 +53,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         if not context.is_main:
             return _train(config, resume, context, None)
         with RunFolder.claim(config.out, command="train", resume=resume, overwrite=overwrite,
-                             inputs=[config.data], adopts=CONFIG_YAML) as run:
+                             inputs=[config.data], adopts=(CONFIG_YAML, CHECKPOINT)) as run:
             run.update(config=config.to_dict(), config_digest=config.digest())
             if overwrite:
                 (Path(config.out) / CHECKPOINT).unlink(missing_ok=True)  # a folder written before manifests
@@ -69,7 +72,7 @@ def _train(config: TrainConfig, resume: bool, context: distributed.Context, run:
     device, out = context.device, Path(config.out)
     if config.batch_size % context.world_size:
         raise UserError(f"batch_size: {config.batch_size} is not divisible by the {context.world_size} ranks")
-    checkpoint = _checkpoint_to_resume(out / CHECKPOINT, config, resume)
+    checkpoint = checkpoint_to_resume(out / CHECKPOINT, config, resume)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     np.random.seed(config.seed)
@@ -77,6 +80,8 @@ def _train(config: TrainConfig, resume: bool, context: distributed.Context, run:
         torch.backends.cudnn.benchmark = True
 
     dataset = load_dataset(config.data, cache_dir=config.cache_dir)
+    if checkpoint is not None:
+        check_same_data(checkpoint, dataset, out / CHECKPOINT)
     train_pick = balanced_subset(dataset.train_labels, config.limit_train)
     test_pick = balanced_subset(dataset.test_labels, config.limit_test)
     shared = dict(batch_size=config.batch_size // context.world_size, mean=dataset.mean, std=dataset.std,
@@ -100,13 +105,9 @@ def _train(config: TrainConfig, resume: bool, context: distributed.Context, run:
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
     start_epoch = 0
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        scaler.load_state_dict(checkpoint["scaler"])
-        train_loader.load_state_dict(checkpoint["loader"])
-        set_rng_state(checkpoint["rng"])
-        start_epoch = checkpoint["epoch"]
+        start_epoch = restore(checkpoint, out / CHECKPOINT, model=model, optimizer=optimizer, scheduler=scheduler,
+                              scaler=scaler, loader=train_loader,
+                              description=f"{config.model} with {len(dataset.classes)} classes")
 
     net = model
     if context.world_size > 1:
@@ -131,6 +132,7 @@ def _train(config: TrainConfig, resume: bool, context: distributed.Context, run:
         train_loader.set_epoch(epoch)
         net.train()
         sums, seen = torch.zeros(2, device=device), 0  # loss sum, correct; on device so steps never sync
+        nonfinite = torch.full((), -1, dtype=torch.long, device=device)  # first step of a NaN/inf loss
         bar = progress(train_loader, enabled=context.is_main, desc=f"epoch {epoch + 1}/{config.epochs}")
         for step, (images, labels) in enumerate(bar):
             with autocast:
@@ -142,13 +144,20 @@ def _train(config: TrainConfig, resume: bool, context: distributed.Context, run:
             scaler.update()
             scheduler.step()
             sums += torch.stack([loss.detach().float() * len(labels), (logits.argmax(1) == labels).sum().float()])
+            nonfinite = first_nonfinite(nonfinite, loss, step)
             seen += len(labels)
             if step % config.log_interval == 0 and not bar.disable:
                 bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.4g}")
-        train_loss, train_correct, train_seen = distributed.sum_across_ranks(
-            torch.cat([sums, sums.new_tensor([seen])])).tolist()
+        train_loss, train_correct, train_seen, diverged = distributed.sum_across_ranks(
+            torch.cat([sums, sums.new_tensor([seen]), (nonfinite >= 0).float()[None]])).tolist()
+        if diverged:
+            first = int(nonfinite)
+            at = f"step {first + 1} of {len(train_loader)}" if first >= 0 else "a step on another rank"
+            divergence.stop(out, run, epoch=epoch + 1, at=at, results_json=RESULTS_JSON)
         train_seconds = time.perf_counter() - epoch_start
         test_loss, test_top1, test_top5 = evaluate(model, test_loader, autocast, dtype)
+        if not math.isfinite(test_loss):
+            divergence.stop(out, run, epoch=epoch + 1, at="its evaluation on the test set", results_json=RESULTS_JSON)
 
         record = {"epoch": epoch + 1, "train_loss": train_loss / train_seen,
                   "train_top1": 100 * train_correct / train_seen, "test_loss": test_loss, "test_top1": test_top1,
@@ -164,7 +173,7 @@ def _train(config: TrainConfig, resume: bool, context: distributed.Context, run:
                 "epoch": epoch + 1, "config": config.to_dict(), "config_digest": config.digest(),
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                "loader": train_loader.state_dict(), "rng": rng_state()})
+                "loader": train_loader.state_dict(), "rng": rng_state(), "data": data_identity(dataset)})
             run.update(saved_epoch=epoch + 1)
             print(f"epoch {epoch + 1}/{config.epochs}  train loss {record['train_loss']:.4f} "
                   f"top-1 {record['train_top1']:.2f}  test loss {test_loss:.4f} top-1 {test_top1:.2f} "
@@ -200,26 +209,6 @@ def evaluate(model: nn.Module, loader, autocast: torch.autocast, dtype: torch.dt
         seen += len(labels)
     loss, top1, top5, seen = distributed.sum_across_ranks(torch.cat([sums, sums.new_tensor([seen])])).tolist()
     return loss / seen, 100 * top1 / seen, 100 * top5 / seen
-
-
-def _checkpoint_to_resume(path: Path, config: TrainConfig, resume: bool) -> dict | None:
-    if not resume:
-        if path.exists():
-            raise UserError(f"{path}: a checkpoint exists; pass --resume to continue it, --overwrite to start "
-                            "afresh, or choose another --out")
-        return None
-    if not path.exists():
-        print(f"{path}: no checkpoint yet; starting from scratch", flush=True)
-        return None
-    checkpoint = load_checkpoint(path)
-    print(f"{path}: resuming after epoch {checkpoint['epoch']} of {config.epochs}", flush=True)
-    if checkpoint["config_digest"] != config.digest():
-        differences = incompatible_keys(checkpoint["config"], config)
-        raise UserError(f"{path}: cannot resume with a different config: {'; '.join(differences)}")
-    if checkpoint["epoch"] > config.epochs:
-        raise UserError(f"epochs: {config.epochs} is fewer than the {checkpoint['epoch']} the checkpoint at "
-                        f"{path} already completed")
-    return checkpoint
 
 
 def _resume_hint(out: Path, saved_epoch: int, epochs: int) -> str:

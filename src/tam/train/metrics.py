@@ -25,7 +25,19 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / METRICS_JSONL
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(path.read_bytes().decode("utf-8", "replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
+            raise UserError(f"{path}: line {number} is not an epoch record (a damaged file); restore it, or delete "
+                            "the damaged lines (a resumed run drops records after its checkpoint's epoch)")
+        records.append(record)
+    return records
 
 
 class MetricsWriter:
