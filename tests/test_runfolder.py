@@ -88,11 +88,11 @@ def test_the_same_command_continues_its_folder_and_keeps_its_file_list(tmp_path)
 def test_a_folder_from_before_manifests_is_adopted_on_resume_only(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    (out / "config.yaml").write_text("model: preresnet20\n")
+    (out / "checkpoint.pt").write_bytes(b"old")
     with pytest.raises(UserError, match="pass --resume to continue it"), RunFolder.claim(
-            out, command="train", adopts=("config.yaml",)):
+            out, command="train", adopts=("checkpoint.pt",)):
         pass
-    with RunFolder.claim(out, command="train", resume=True, adopts=("config.yaml",)) as run:
+    with RunFolder.claim(out, command="train", resume=True, adopts=("checkpoint.pt",)) as run:
         assert run.previous is None
     assert read_manifest(out)["command"] == "train"
 

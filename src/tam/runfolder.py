@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from tam.errors import UserError
-from tam.files import remove_stale_temporaries, write_text_atomic
+from tam.files import remove_stale_temporaries, write_atomic, write_text_atomic
 
 MANIFEST = "tam-run.json"
 LOCK = ".tam.lock"
@@ -137,7 +137,8 @@ class RunFolder:
             flag: the option that named ``path``, for messages.
 
         On a clean exit the manifest records status ``"finished"`` (unless :meth:`update` set another) and the
-        files that are new or changed; on an exception, ``"failed"`` (``"interrupted"`` for Ctrl-C).
+        files that are new or changed; on an exception, ``"failed"`` (``"interrupted"`` for Ctrl-C), except that
+        a run that fails before changing any file (a refusal) leaves the folder as it found it.
         """
         path = Path(path)
         if resume and overwrite:
@@ -145,6 +146,7 @@ class RunFolder:
         if path.exists() and not path.is_dir():
             raise UserError(f"{flag} {path}: exists and is a file, not a folder; choose another {flag}")
         check_apart(path, inputs, flag=flag)
+        created = not path.exists()
         path.mkdir(parents=True, exist_ok=True)
         lock_fd = _lock(path, command, flag)
         try:
@@ -153,6 +155,7 @@ class RunFolder:
                                     flag=flag)
             remove_stale_temporaries(path)
             run = cls(path, command, previous, lock_fd)
+            run._untouched = (created, (path / MANIFEST).read_bytes() if (path / MANIFEST).is_file() else None)
             run._write_manifest()
         except BaseException:
             _unlock(path, lock_fd)
@@ -173,6 +176,18 @@ class RunFolder:
         self.manifest.update(fields)
         self._write_manifest()
 
+    def _restore(self) -> None:
+        """Put back the manifest found on claiming (none: remove ours, and the folder if the claim made it)."""
+        created, manifest = self._untouched
+        if manifest is not None:
+            write_atomic(self.path / MANIFEST, lambda file: file.write(manifest))
+            return
+        (self.path / MANIFEST).unlink(missing_ok=True)
+        if created:
+            (self.path / LOCK).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self.path.rmdir()  # only if empty
+
     def _write_manifest(self) -> None:
         self.manifest["updated"] = _now()
         write_text_atomic(self.path / MANIFEST, json.dumps(self.manifest, indent=2) + "\n")
@@ -181,6 +196,10 @@ class RunFolder:
         try:
             after = _listing(self.path)
             changed = {name for name, stamp in after.items() if self._before.get(name) != stamp}
+            if status is not None and not changed and after.keys() == self._before.keys() \
+                    and self.manifest["status"] == "running":
+                self._restore()
+                return
             kept = {name for name in self.manifest["files"] if name in after}
             self.manifest["files"] = sorted(changed | kept)
             if self.manifest["status"] == "running":  # a status set by update() stands

@@ -26,7 +26,7 @@ from tam.train import distributed, divergence
 from tam.train.checkpoint import rng_state, save_checkpoint, save_weights
 from tam.train.config import TrainConfig, to_yaml
 from tam.train.divergence import first_nonfinite
-from tam.train.metrics import MetricsWriter, progress
+from tam.train.metrics import METRICS_JSONL, MetricsWriter, progress
 from tam.train.model import model_from_config
 from tam.train.optimizer import build_optimizer
 from tam.train.plot import CURVES_PNG, plot_runs
@@ -53,7 +53,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         if not context.is_main:
             return _train(config, resume, context, None)
         with RunFolder.claim(config.out, command="train", resume=resume, overwrite=overwrite,
-                             inputs=[config.data], adopts=(CONFIG_YAML, CHECKPOINT)) as run:
+                             inputs=[config.data], adopts=(CHECKPOINT, METRICS_JSONL)) as run:
             run.update(config=config.to_dict(), config_digest=config.digest())
             if overwrite:
                 (Path(config.out) / CHECKPOINT).unlink(missing_ok=True)  # a folder written before manifests
