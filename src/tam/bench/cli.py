@@ -74,11 +74,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from tam.bench.load import choose_threads
-    from tam.bench.report import write_report
-    from tam.bench.runner import Settings, run_cases
-    from tam.bench.suites import suite_cases
-
     device = _device(args.device)
     for flag, value in (("--budget", args.budget), ("--memory-limit", args.memory_limit)):
         if value is not None:
@@ -86,9 +81,36 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--threads", args.threads), ("--rounds", args.rounds)):
         if value is not None:
             check_range(flag, value, low=1, integer=True)
-    cpu = device.type == "cpu"
-    if not cpu and (args.rss or args.memory_limit):
+    if device.type != "cpu" and (args.rss or args.memory_limit):
         raise UserError(f"--rss and --memory-limit are for CPU runs; --device {args.device} reports the CUDA peak")
+    start = time.perf_counter()
+    # Claimed before measuring (and before anything prints): an --out that cannot be written fails now.
+    with RunFolder.claim(args.out, command="bench", overwrite=args.overwrite) as run:
+        records, paths = _measure(args, device, run.path)
+    oom = sum(r["status"] == "oom" for r in records)
+    pairs = sum(r["paired_reference"] is not None or r["paired_error"] is not None for r in records)
+    loaded = sum(bool(r.get("under_load")) for r in records)
+    print(
+        f"{len(records)} configurations ({oom} out of memory) × {args.rounds} round(s) + {pairs} paired timings "
+        f"= {len(records) * args.rounds + pairs} measurements, on {records[0]['device_name']} in "
+        f"{time.perf_counter() - start:.0f} s; torch {torch.__version__}"
+        + (f"; {loaded} configurations measured under load (marked in results.md)" if loaded else "")
+    )
+    for path in paths:
+        print(f"  {path}")
+    return 0
+
+
+def _measure(args: argparse.Namespace, device, out) -> tuple[list[dict], list]:
+    """Run the chosen suites on ``device``, writing the report into ``out`` as records come."""
+    import torch
+
+    from tam.bench.load import choose_threads
+    from tam.bench.report import write_report
+    from tam.bench.runner import Settings, run_cases
+    from tam.bench.suites import suite_cases
+
+    cpu = device.type == "cpu"
     choice = choose_threads(args.threads, torch.get_num_threads(), command="tam bench") if args.threads or cpu else None
     limit = None
     if cpu:
@@ -105,26 +127,9 @@ def run(args: argparse.Namespace) -> int:
     suites = SUITES if "all" in args.suite else tuple(s for s in SUITES if s in args.suite)
     cases = [case for suite in suites for case in suite_cases(suite, quick=args.quick, kinds=tuple(args.kinds),
                                                          channels_last=args.channels_last, amp=args.amp)]
-    start = time.perf_counter()
-    # Claimed before measuring: an --out that cannot be written fails now, not after the measurements.
-    with RunFolder.claim(args.out, command="bench", overwrite=args.overwrite) as run:
-        records = run_cases(
-            cases, device, settings, rounds=args.rounds, pairs=args.pairs,
-            on_record=lambda so_far: write_report(so_far, run.path, plots=False),
-        )
-        paths = write_report(records, run.path)
-    oom = sum(r["status"] == "oom" for r in records)
-    pairs = sum(r["paired_reference"] is not None or r["paired_error"] is not None for r in records)
-    loaded = sum(bool(r.get("under_load")) for r in records)
-    print(
-        f"{len(records)} configurations ({oom} out of memory) × {args.rounds} round(s) + {pairs} paired timings "
-        f"= {len(records) * args.rounds + pairs} measurements, on {records[0]['device_name']} in "
-        f"{time.perf_counter() - start:.0f} s; torch {torch.__version__}"
-        + (f"; {loaded} configurations measured under load (marked in results.md)" if loaded else "")
-    )
-    for path in paths:
-        print(f"  {path}")
-    return 0
+    records = run_cases(cases, device, settings, rounds=args.rounds, pairs=args.pairs,
+                        on_record=lambda so_far: write_report(so_far, out, plots=False))
+    return records, write_report(records, out)
 
 
 def _device(name: str):

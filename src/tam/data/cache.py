@@ -4,8 +4,10 @@
 ``version``, names, classes, the uint8 image tensors, int64 labels, normalisation, split sizes, the source path
 and its fingerprint, creation time and tam version — so it loads with
 ``torch.load(weights_only=True, mmap=True)``: no code runs on load, and the images are memory-mapped, not
-read. It is written to a hidden temporary file beside the target and renamed into place, so a failed or
-interrupted preparation never leaves a partial cache behind.
+read. Its zip comment holds the SHA-256 of its bytes (:mod:`tam.verified`), checked on every load, so a cache
+with a changed byte is refused; so is one whose labels or normalisation no loader could use. It is written to
+a temporary file beside the target and renamed into place, so a failed or interrupted preparation never leaves
+a partial cache behind.
 
 **Fingerprint.** For an archive, ``sha256:`` + the SHA-256 of its bytes (0.03 s for the 19 MB CIFAR-10
 archive). For a folder, ``tree-sha256:`` + the SHA-256 of every file's relative path, size and mtime (reading
