@@ -115,7 +115,8 @@ def test_out_equal_to_inside_or_holding_an_input_is_refused(tmp_path):
     source = tmp_path / "data"
     source.mkdir()
     (source / "x.png").write_bytes(b"1")
-    for out, word in ((source, "is the input"), (source / "run", "lies inside the input"), (tmp_path, "holds the input")):
+    cases = ((source, "is the input"), (source / "run", "lies inside the input"), (tmp_path, "holds the input"))
+    for out, word in cases:
         with pytest.raises(UserError, match=word):
             check_apart(out, [source])
     check_apart(tmp_path / "elsewhere", [source, None, "cifar10"])  # a dataset name is not a path

@@ -29,8 +29,8 @@ def check_range(name: str, value, *, low: float | None = None, high: float | Non
     if ok and high is not None:
         ok = value <= high
     if not ok:
-        interval = f"{'(' if low_open else '['}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}"
-        interval += "]" if high is not None else ")"
+        lowest = "-inf" if low is None else low
+        interval = f"{'(' if low_open else '['}{lowest}, " + ("inf)" if high is None else f"{high}]")
         kind = "an integer" if integer else "a finite number"
         raise UserError(f"{name}: must be {kind} in {interval}, got {value!r}")
     return value

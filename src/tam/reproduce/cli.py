@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     if args.table_only and not out.is_dir():
         raise UserError(f"--out {out}: no such experiment folder to tabulate")
     with RunFolder.claim(out, command="reproduce", resume=args.resume or args.table_only, overwrite=args.overwrite,
-                         inputs=[args.data, *reuse], adopts=("*/seed*/results.json", "*/seed*/checkpoint.pt")) as run:
+                         inputs=[args.data, *reuse],
+                         adopts=("*/seed*/results.json", "*/seed*/checkpoint.pt")) as run:
         if run.previous is not None and not (args.resume or args.table_only):
             raise UserError(f"--out {out}: holds an earlier experiment; pass --resume to continue it, "
                             "or choose another --out")

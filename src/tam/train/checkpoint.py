@@ -67,8 +67,8 @@ def load_checkpoint(path: str | Path, *, needs: tuple[str, ...] = ()) -> dict:
                         "use needs (an incomplete or older file)")
     malformed = [key for key in _MAPPINGS if key in checkpoint and not isinstance(checkpoint[key], dict)]
     if malformed:
-        raise UserError(f"{path}: malformed checkpoint: {malformed[0]!r} is a {type(checkpoint[malformed[0]]).__name__}, "
-                        "not a mapping")
+        kind = type(checkpoint[malformed[0]]).__name__
+        raise UserError(f"{path}: malformed checkpoint: {malformed[0]!r} is a {kind}, not a mapping")
     return checkpoint
 
 

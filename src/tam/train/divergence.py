@@ -2,8 +2,9 @@
 
 The loop keeps, on the device (so steps never wait for the host), the first step of the epoch whose loss was
 not finite. At the epoch's end, before any metric or checkpoint of that epoch is written, a non-finite step
-(or a non-finite test loss: weights already broken) stops the run with :class:`Diverged`: the last good checkpoint stays as it was, the run folder's manifest says
-``diverged`` and where, and a ``results.json`` of an earlier finish is marked too.
+(or a non-finite test loss: weights already broken) stops the run with :class:`Diverged`: the last good
+checkpoint stays as it was, the run folder's manifest says ``diverged`` and where, and a ``results.json`` of an
+earlier finish is marked too.
 """
 
 from __future__ import annotations
