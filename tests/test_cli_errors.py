@@ -67,6 +67,7 @@ BAD = [
      "--queries"),
     (["reproduce", "no-such-experiment"], "no experiment"),
     (["reproduce", "cifar10", "--seeds", "0"], "--seeds"),
+    (["reproduce", "cifar10", "--budget", "../../x"], "--budget: '../../x' is not one of"),
     (["reproduce", "{root}/list.yaml", "--data", "{root}/c10.tar.gz", "--out", "{root}/r1"],
      "expected a non-empty list of values"),
     (["reproduce", "{root}/escape.yaml", "--data", "{root}/c10.tar.gz", "--out", "{root}/r2", "--budget", "smoke"],

@@ -33,10 +33,18 @@ def test_a_claim_writes_a_manifest_naming_the_command_and_its_files(tmp_path):
     assert not (out / LOCK).exists()  # a finished run leaves no lock file behind
 
 
-def test_a_failing_run_is_recorded_as_failed(tmp_path):
-    with pytest.raises(RuntimeError), RunFolder.claim(tmp_path / "run", command="train"):
+def test_a_failing_run_is_recorded_as_failed_and_a_refusal_leaves_no_trace(tmp_path):
+    with pytest.raises(RuntimeError), RunFolder.claim(tmp_path / "run", command="train") as run:
+        write_text_atomic(run.path / "config.yaml", "epochs: 1\n")
         raise RuntimeError("boom")
     assert read_manifest(tmp_path / "run")["status"] == "failed"
+    with pytest.raises(UserError), RunFolder.claim(tmp_path / "new", command="train"):
+        raise UserError("refused before writing anything")
+    assert not (tmp_path / "new").exists()
+    before = checksums(tmp_path / "run")
+    with pytest.raises(UserError), RunFolder.claim(tmp_path / "run", command="train", resume=True):
+        raise UserError("refused before writing anything")
+    assert checksums(tmp_path / "run") == before
 
 
 @pytest.mark.parametrize("owner", ["bench", None])

@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from tam.reproduce.pipeline import reproduce
 
     experiment = load_experiment(args.experiment)
+    experiment.budget(args.budget)  # an unknown budget is refused before it names a folder
     out = Path(args.out or f"runs/reproduce/{experiment.name}-{args.budget}")
     if args.seeds is not None:
         check_range("--seeds", args.seeds, low=1, integer=True)
