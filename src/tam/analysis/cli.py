@@ -71,11 +71,10 @@ def checkpoint_path(value: str) -> Path:
     return path
 
 
-def recorded_source(path: Path) -> str:
-    """The data source the checkpoint at ``path`` was trained on, from its config; refused when it is not here."""
-    from tam.train.checkpoint import load_checkpoint
-
-    source = load_checkpoint(path)["config"].get("data")
+def recorded_source(path: Path, checkpoint: dict) -> str:
+    """The data source ``checkpoint`` (read from ``path``) was trained on, from its config; refused when it is
+    not here."""
+    source = checkpoint["config"].get("data")
     if not source or not Path(source).exists():
         raise UserError(f"{path}: it was trained on {source!r}, which is not here; give the data with --data")
     return source
@@ -101,11 +100,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--device: CUDA is not available on this machine")
     if summarising:
         return _summarise(args, count, device)
+    from tam.train.checkpoint import MODEL_KEYS, load_checkpoint
+
     path = checkpoint_path(args.checkpoint)
+    checkpoint = load_checkpoint(path, needs=MODEL_KEYS)  # checked before any data is prepared or folder claimed
     if args.data is None:
-        args.data = recorded_source(path)
+        args.data = recorded_source(path, checkpoint)
     with RunFolder.claim(args.out, command="analyze", overwrite=args.overwrite, inputs=[path, args.data]) as run:
-        analysis = _analyze(args, path, count, device, points)
+        analysis = _analyze(args, path, checkpoint, count, device, points)
     for block in analysis["blocks"]:
         if "magnitude_correlation" in block:
             print(f"{block['name']}: {block['kind']} {block['normalization']} {block['geometry']}  "
@@ -116,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _analyze(args: argparse.Namespace, path: Path, count: int, device, points) -> dict:
+def _analyze(args: argparse.Namespace, path: Path, checkpoint: dict, count: int, device, points) -> dict:
     import torch
 
     from tam.analysis.analyze import analyze
@@ -126,7 +128,7 @@ def _analyze(args: argparse.Namespace, path: Path, count: int, device, points) -
     from tam.train.subset import balanced_subset
 
     dataset = load_dataset(args.data, cache_dir=args.cache_dir)
-    model, about = load_trained(path, dataset.num_classes)
+    model, about = load_trained(path, dataset.num_classes, checkpoint=checkpoint)
     model.to(device)
     images, labels = test_images(dataset, count, device)
     mean = torch.tensor(dataset.mean, device=device).view(1, -1, 1, 1)

@@ -12,14 +12,17 @@ from tam.train.metrics import read_metrics
 from tam.train.model import model_from_config
 
 
-def load_trained(path: str | Path, num_classes: int, run: str | Path | None = None) -> tuple[nn.Module, dict]:
+def load_trained(path: str | Path, num_classes: int, run: str | Path | None = None, *,
+                 checkpoint: dict | None = None) -> tuple[nn.Module, dict]:
     """The model of checkpoint ``path`` in eval mode, and a description of it for reports.
 
     The description says which model, which checkpoint and epoch, and the test top-1 that training logged at
     that epoch (from the ``metrics.jsonl`` of run folder ``run``, default the checkpoint's folder, when present).
+    ``checkpoint``: the file's contents when the caller has already loaded them.
     """
     path = Path(path)
-    checkpoint = load_checkpoint(path, needs=MODEL_KEYS)
+    if checkpoint is None:
+        checkpoint = load_checkpoint(path, needs=MODEL_KEYS)
     config = from_dict(checkpoint["config"], source=str(path))
     model = model_from_config(config, num_classes)
     load_weights(model, checkpoint["model"], path, what=f"{config.model} with {num_classes} classes (the classes "
