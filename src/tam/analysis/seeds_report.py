@@ -57,16 +57,18 @@ def _verdicts(summary: dict) -> list[str]:
         verdicts = {r["verdict"] for r in pair}
         seeds = min(min(r["seeds"]) for r in pair)
         if verdicts == {"> 0"}:
-            reading = "**holds**: softmax Non-local's received weight follows the key norm more than TAM's"
+            reading = ("**holds**: ρ(|k|) is higher for softmax Non-local than for TAM (its received weight rises more, "
+                       "or falls less, with the key norm)")
         elif verdicts == {"< 0"}:
-            reading = "**fails**: TAM's received weight follows the key norm more than softmax Non-local's"
+            reading = ("**fails**: ρ(|k|) is lower for softmax Non-local than for TAM (its received weight rises less, "
+                       "or falls more, with the key norm)")
         elif seeds < 2:
-            reading = "**not yet**: fewer than two seeds on a side"
+            reading = "is **not yet** measured: fewer than two seeds on a side"
         else:
-            reading = "**not resolved at this budget** in every block"
+            reading = "is **not resolved at this budget**: not every block's interval lies on one side of 0"
         per_block = "; ".join(f"`{r['block']}` {_interval(r)}" for r in pair)
-        lines.append(f"- `{a[0]}` against `{a[1]}` (≥ {seeds} seeds a side): ρ(|k|) larger for Non-local "
-                     f"{reading} — difference, 95% Welch interval over seeds: {per_block}.")
+        lines.append(f"- `{a[0]}` against `{a[1]}` (≥ {seeds} seeds a side): the thesis's claim {reading} — "
+                     f"Non-local − TAM, 95% Welch interval over seeds: {per_block}.")
     return lines
 
 
