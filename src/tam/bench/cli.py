@@ -27,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--kinds", nargs="+", choices=tuple(bench_kinds()), default=list(bench_kinds()),
         help="attention kinds to measure (default: all; nl is the naive Non-local, nl_sdpa the fused one)",
     )
+    parser.add_argument(
+        "--heads", nargs="+", type=int, default=None, metavar="H",
+        help="keep only these head counts of the heads and fastpath suites (default: their whole grids)",
+    )
     parser.add_argument("--quick", action="store_true", help="reduced grid and fewer repetitions (< 2 min on CPU)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument(
@@ -125,8 +129,12 @@ def _measure(args: argparse.Namespace, device, out) -> tuple[list[dict], list]:
         under_load=choice is not None and choice.under_load and cpu,
     )
     suites = SUITES if "all" in args.suite else tuple(s for s in SUITES if s in args.suite)
-    cases = [case for suite in suites for case in suite_cases(suite, quick=args.quick, kinds=tuple(args.kinds),
-                                                         channels_last=args.channels_last, amp=args.amp)]
+    try:
+        cases = [case for suite in suites for case in suite_cases(
+            suite, quick=args.quick, kinds=tuple(args.kinds), channels_last=args.channels_last, amp=args.amp,
+            heads=None if args.heads is None else tuple(args.heads))]
+    except ValueError as error:
+        raise UserError(f"--heads: {error}") from None
     records = run_cases(cases, device, settings, rounds=args.rounds, pairs=args.pairs,
                         on_record=lambda so_far: write_report(so_far, out, plots=False))
     return records, write_report(records, out)

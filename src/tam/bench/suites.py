@@ -98,6 +98,7 @@ def suite_cases(
     kinds: tuple[str, ...] | None = None,
     channels_last: bool = False,
     amp: str = "none",
+    heads: tuple[int, ...] | None = None,
 ) -> list[Case]:
     """The configurations of ``suite``, in the order they run: every kind at each grid point, small to large.
 
@@ -107,9 +108,15 @@ def suite_cases(
         kinds: restrict to these kinds (default: all of :func:`bench_kinds`; the network suite adds ``none``).
         channels_last: feed every case ``channels_last`` inputs.
         amp: run every forward under autocast to this dtype (:data:`AMP_MODES`).
+        heads: keep only the grid points with these head counts (the suites that vary heads: ``heads``,
+            ``fastpath``); the others are left whole.
     """
     check_amp(amp)
     cases = _grid_cases(suite, quick, kinds)
+    if heads is not None and suite in ("heads", "fastpath"):
+        cases = [case for case in cases if case.heads in heads]
+        if not cases:
+            raise ValueError(f"heads {tuple(heads)} leave suite {suite!r} empty; its grid has other head counts")
     return [dataclasses.replace(case, channels_last=channels_last, amp=amp) for case in cases]
 
 
