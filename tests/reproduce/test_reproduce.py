@@ -35,7 +35,7 @@ def test_smoke_budget_runs_and_tabulates_every_cell(tiny_cifar10, tmp_path, caps
     assert choice in capsys.readouterr().err
     table = (out / "README.md").read_text()
     cells = [cell.name for cell in load_experiment("cifar10").cells("smoke")]
-    assert cells == ["none", "nl-h1", "nl-h8", "tam-h1", "tam-h8", "cc-h1"]
+    assert cells == ["none", "nl-h1", "nl-h8", "tam-h1", "tam-h8", "cc-h1", "xca-h8", "ea-h8", "linear-h8", "gc-h8"]
     rows = re.findall(r"^\| (\S+) \| ([\d.]+) \| [^|]+ \| [^|]+ \| ([\d.]+) \| 1 \| (\d+) \| [\d.]+M \|", table,
                       flags=re.M)
     assert [row[0] for row in rows] == cells

@@ -24,7 +24,6 @@ from tam.analysis.maps import (
 from tam.analysis.report import render_report
 from tam.analysis.statistics import block_statistics
 from tam.errors import UserError
-from tam.layers import TransposedAttention
 from tam.files import write_atomic, write_text_atomic
 
 ANALYSIS_JSON = "analysis.json"
@@ -50,8 +49,8 @@ def analyze(
 ) -> dict:
     """Analyse every attention block of ``model`` on ``images`` and write the results into ``out``.
 
-    Writes ``maps_<block>.png`` (the chosen queries of ``figure_images`` over the input), for TAM
-    ``transposed_<block>.png`` (its ``d×d`` maps), ``geometry.png``, ``keys.png``, ``analysis.json`` and
+    Writes ``maps_<block>.png`` (the chosen queries of ``figure_images`` over the input), for the kinds with
+    ``d×d`` maps (TAM, xca, ea, linear) ``transposed_<block>.png``, ``geometry.png``, ``keys.png``, ``analysis.json`` and
     ``report.md``. Returns what ``analysis.json`` holds.
 
     Args:
@@ -84,9 +83,9 @@ def analyze(
             png = attention_figure(display[shown].cpu(), head_mean_maps(weights, key_grid(block, spatial)).cpu(),
                                    queries, spatial, title=title, signed=measured.normalization == "scale")
             files["maps"][name] = _write_png(out, f"maps_{slug}.png", png)
-        if isinstance(block, TransposedAttention):
+        if hasattr(block, "transposed_map"):  # TAM and the linear family (xca, ea, linear)
             m = block.transposed_map(x).mean(0).float().cpu()
-            title = f"{name}: TAM's d×d map M per head (mean over {len(x)} images)"
+            title = f"{name}: {measured.kind}'s d×d map per head (mean over {len(x)} images)"
             files["transposed"][name] = _write_png(out, f"transposed_{slug}.png", transposed_figure(m, title=title))
 
     cpu_stats = [s.cpu() for s in stats]

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
-from tam.layers import AttentionBlock, CrissCross, Floor, TransposedAttention
+from tam.layers import AttentionBlock, CrissCross, CrossCovarianceAttention, Floor, TransposedAttention
 
 QUERY_BLOCK = 256
 MAX_ELEMENTS = 1 << 24  # one map block of at most 16 Mi entries (64 MB in float32)
@@ -49,7 +49,10 @@ def capture_inputs(model: nn.Module, images: Tensor) -> tuple[Tensor, dict[str, 
 
 
 def has_spatial_map(block: AttentionBlock) -> bool:
-    """Whether ``block`` has spatial weights: all kinds but TAM with ``softmax`` (its map is only ``d×d``)."""
+    """Whether ``block`` has spatial weights: all kinds but TAM with ``softmax`` and XCA (their maps are only
+    ``d×d``, over channels)."""
+    if isinstance(block, CrossCovarianceAttention):
+        return False
     return not (isinstance(block, TransposedAttention) and block.normalization != "scale")
 
 

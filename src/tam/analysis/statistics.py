@@ -12,7 +12,7 @@ from torch import Tensor
 
 from tam.analysis.geometry import effective_rank, key_factors, logit_spread, rank_correlation, row_entropy
 from tam.analysis.maps import MAX_ELEMENTS, QUERY_BLOCK, has_spatial_map, key_support, map_blocks
-from tam.layers import AttentionBlock, TransposedAttention, kind_of
+from tam.layers import AttentionBlock, kind_of
 
 
 @torch.no_grad()
@@ -127,6 +127,6 @@ def block_statistics(
         blocking = dict(query_block=query_block, max_elements=max_elements)
         stats.received, stats.entropy, stats.logit_spread = received_weights(block, x, **blocking)
         stats.magnitude, stats.alignment = key_factors(block, x)
-    if isinstance(block, TransposedAttention):
+    if hasattr(block, "transposed_map"):  # TAM and the linear family's d×d maps
         stats.singular_values = torch.linalg.svdvals(block.transposed_map(x).double())
     return stats

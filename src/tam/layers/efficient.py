@@ -34,6 +34,8 @@ class EfficientAttention(AttentionBlock):
         torch.Size([2, 64, 16, 16])
     """
 
+    normalization = "softmax-factored"  # for analysis: a product of two softmaxes, no logits
+
     def __init__(self, channels: int, **shell):
         super().__init__(channels, **shell)
         check_choice("geometry", self.geometry, GEOMETRIES)

@@ -35,6 +35,8 @@ class GlobalContext(AttentionBlock):
         torch.Size([2, 64, 16, 16])
     """
 
+    normalization = "softmax"  # for analysis: a softmax over positions of one logit each
+
     def __init__(self, channels: int, **shell):
         super().__init__(channels, **shell)
         self.theta.weight.requires_grad_(False)

@@ -33,6 +33,8 @@ class LinearAttention(AttentionBlock):
         torch.Size([2, 64, 16, 16])
     """
 
+    normalization = "elu-kernel"  # for analysis: normalised positive kernel values, no logits
+
     def core_macs(self, spatial: tuple[int, ...]) -> int:
         """``Σ v φ(k)ᵀ``, its product with ``φ(q)`` and the normaliser ``φ(q)·Σ φ(k)``: ``2·N·E²/h + N·E``."""
         n = math.prod(spatial)

@@ -52,6 +52,8 @@ class CrossCovarianceAttention(FormDispatch, AttentionBlock):
         torch.Size([2, 64, 16, 16])
     """
 
+    normalization = "softmax-channels"  # for analysis: a softmax over key channels, not positions
+
     forms = FORMS
 
     def __init__(self, channels: int, *, impl: str = "auto", **shell):
