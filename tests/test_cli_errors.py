@@ -75,6 +75,7 @@ BAD = [
     (["data", "prepare", "{root}/missing"], "no such file"),
     (["data", "prepare", "{root}/c10.tar.gz", "--out", "{root}/c10.tar.gz", "--overwrite"], "is the input"),
     (["data", "prepare", "{root}/notes.txt", "--out", "{root}/n.pt"], "not a dataset source"),
+    (["data", "prepare", "{root}/notes.txt"], "tam data prepare: error: "),  # refused before 'preparing ...'
     (["data", "prepare", "{root}/c10.tar.gz", "--workers", "0"], "--workers"),
     (["data", "info", "{root}/junk.pt"], "junk.pt"),
     (["data", "info", "{root}/missing.pt"], "no such file"),

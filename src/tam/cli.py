@@ -90,14 +90,20 @@ def main(argv: list[str] | None = None) -> int:
         return int(module.run(args) or 0)
     except KeyboardInterrupt as error:
         detail = f": {error}" if str(error) else ""
-        print(f"tam {args.command}: interrupted{detail}", file=sys.stderr)
+        print(f"tam {_command(args)}: interrupted{detail}", file=sys.stderr)
         return 130
     except Exception as error:
         message = describe_failure(error)
         if message is None or debug:
             raise
-        print(f"tam {args.command}: error: {message}", file=sys.stderr)
+        print(f"tam {_command(args)}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command as typed, with its action where it has one (``data prepare``)."""
+    action = getattr(args, "data_command", None)
+    return f"{args.command} {action}" if action else args.command
 
 
 if __name__ == "__main__":

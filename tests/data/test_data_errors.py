@@ -151,7 +151,7 @@ def test_cli_prepare_reports_one_line_and_writes_nothing(tmp_path, run_cli, brok
     code, stdout, stderr = run_cli("prepare", source, "--out", out_dir / "ds.pt")
     assert code == 2 and stdout == ""
     assert stderr.count("\n") == 1 and "Traceback" not in stderr, stderr
-    assert stderr.startswith("tam data: error: ")
+    assert stderr.startswith("tam data prepare: error: ")
     assert re.search(pattern, stderr), stderr
     assert list(out_dir.iterdir()) == []  # no cache, no temporary file
 

@@ -31,7 +31,7 @@ import torch
 
 from tam.data.dataset import PreparedDataset
 from tam.data.sources import read_source
-from tam.data.tree import sniff, walk_folder
+from tam.data.tree import sniff, source_kind, walk_folder
 from tam.errors import UserError
 from tam.verified import load_verified, save_verified
 from tam.runfolder import check_apart
@@ -273,6 +273,7 @@ def _check_raw_source(path: Path) -> None:
         raise UserError(f"{path}: no such file or folder")
     if path.is_file() and is_cache_file(path):
         raise UserError(f"{path}: is already a prepared cache, not a raw source")
+    source_kind(path)  # an unknown file is refused now, before anything is announced or fingerprinted
 
 
 def _tam_version() -> str:

@@ -281,11 +281,16 @@ def _reason(error: BaseException) -> str:
     return " ".join(text.split())
 
 
-def open_tree(path: Path) -> SourceTree:
-    """Open a folder or archive as a :class:`SourceTree`, or fail with a one-line :class:`UserError`."""
+def source_kind(path: Path) -> str:
+    """:func:`sniff`'s kind of a source (``"dir"``, ``"tar"``, ``"zip"``), or a one-line :class:`UserError`."""
     kind = sniff(path)
     if kind == "unknown":
         raise UserError(
             f"{path}: not a dataset source (expected a folder, a .tar/.tar.gz/.zip archive or a prepared cache)"
         )
-    return SourceTree(path, kind)
+    return kind
+
+
+def open_tree(path: Path) -> SourceTree:
+    """Open a folder or archive as a :class:`SourceTree`, or fail with a one-line :class:`UserError`."""
+    return SourceTree(path, source_kind(path))
