@@ -83,6 +83,10 @@ def test_an_existing_run_needs_resume_or_overwrite(trained, data, capsys):
     assert checksums(trained) == before
     assert main(["bench", "--out", str(trained), "--quick", "--suite", "heads", "--kinds", "tam"]) == 2
     assert "holds a `tam train` run" in capsys.readouterr().err and checksums(trained) == before
+    (trained / "notes.txt").write_text("mine")
+    assert main(["train", "--data", str(data), "--out", str(trained), "--overwrite", "--seed", "1", *TINY]) == 0
+    assert load_checkpoint(trained / "checkpoint.pt")["config"]["seed"] == 1  # afresh, not resumed
+    assert (trained / "notes.txt").read_text() == "mine"  # --overwrite removes only the previous run's files
 
 
 def test_a_flipped_byte_in_the_checkpoint_is_refused_by_every_loader(trained, data, tmp_path, capsys):
