@@ -24,13 +24,14 @@ FORMS = ("transposed", "gram")
 IMPLS = ("auto", *FORMS)
 
 
-def form_costs(n: int, channels: int, embed: int, heads: int) -> dict[str, FormCost]:
+def form_costs(n: int, channels: int, embed: int, heads: int, *, gram=gram_macs) -> dict[str, FormCost]:
     """:class:`~tam.layers.dispatch.FormCost` per sample of the transposed order and of the Gram form.
 
     Per position, the transposed order streams q, k, v, ``a`` and ``Wz a`` forward and their gradients
     backward (counted ``6E + C``); the Gram form streams ``M x`` and the gradient of ``x`` (counted ``2C``),
     but pays ``C×C`` work per sample, which loses on small maps with many channels. The element counts are
     the proxies that :data:`~tam.layers.dispatch.CPU_WRITE_COST` was calibrated with, not exact byte counts.
+    ``gram`` counts the Gram form's MACs (TAM's :func:`~tam.functional.gram_macs`; XCA passes its own).
 
     Example:
         >>> form_costs(64, 128, 64, 1)  # 8×8, 128 channels, one head: the Gram form pays off above 160
@@ -38,11 +39,32 @@ def form_costs(n: int, channels: int, embed: int, heads: int) -> dict[str, FormC
     """
     return {
         "transposed": FormCost(transposed_macs(n, channels, embed, heads), n * (6 * embed + channels)),
-        "gram": FormCost(gram_macs(n, channels, embed, heads), n * 2 * channels),
+        "gram": FormCost(gram(n, channels, embed, heads), n * 2 * channels),
     }
 
 
-class TransposedAttention(FormDispatch, AttentionBlock):
+class GramForms(FormDispatch):
+    """The two exact forms of a kind whose block folds into ``y = x + BN(P x)`` (TAM, XCA): their options,
+    costs (:func:`form_costs` with the kind's ``gram_macs``) and where the Gram form applies."""
+
+    forms = FORMS
+    gram_macs = staticmethod(gram_macs)
+
+    def _set_impl(self, impl: str) -> None:
+        check_choice("impl", impl, IMPLS)
+        self.gram_applies = self.geometry == "full" and self.pos_encoding is None
+        if impl == "gram" and not self.gram_applies:
+            raise ValueError("impl='gram' needs geometry='full' and pos_encoding=None; use impl='auto'")
+        self.impl = impl
+
+    def form_costs(self, spatial: tuple[int, ...]) -> dict[str, FormCost]:
+        return form_costs(math.prod(spatial), self.channels, self.embed_channels, self.heads, gram=self.gram_macs)
+
+    def unavailable_forms(self) -> dict[str, str]:
+        return {} if self.gram_applies else {"gram": "the Gram form needs geometry='full' and pos_encoding=None"}
+
+
+class TransposedAttention(GramForms, AttentionBlock):
     """Spatial attention evaluated in the transposed order: ``a = (s·v kᵀ) q``.
 
     With ``normalization="scale"`` (the proposal) this is the same function as :class:`NonLocal` with
@@ -75,11 +97,7 @@ class TransposedAttention(FormDispatch, AttentionBlock):
     def __init__(self, channels: int, *, normalization: str = "scale", impl: str = "auto", **shell):
         super().__init__(channels, **shell)
         check_choice("normalization", normalization, NORMALIZATIONS)
-        check_choice("impl", impl, IMPLS)
-        self.gram_applies = self.geometry == "full" and self.pos_encoding is None
-        if impl == "gram" and not self.gram_applies:
-            raise ValueError("impl='gram' needs geometry='full' and pos_encoding=None; use impl='auto'")
-        self.impl = impl
+        self._set_impl(impl)
         if normalization == "softmax" and (self.head_channels == 1 or self.geometry == "magnitude"):
             raise ValueError(
                 "TransposedAttention with normalization='softmax' needs keys of width ≥ 2 (a softmax over one "
@@ -87,14 +105,6 @@ class TransposedAttention(FormDispatch, AttentionBlock):
                 "geometry 'full' or 'direction'"
             )
         self.normalization = normalization
-
-    forms = FORMS
-
-    def form_costs(self, spatial: tuple[int, ...]) -> dict[str, FormCost]:
-        return form_costs(math.prod(spatial), self.channels, self.embed_channels, self.heads)
-
-    def unavailable_forms(self) -> dict[str, str]:
-        return {} if self.gram_applies else {"gram": "the Gram form needs geometry='full' and pos_encoding=None"}
 
     def _mix(self, x: Tensor, spatial: tuple[int, ...]) -> Tensor:
         if self._dispatch(x, spatial) != "gram":

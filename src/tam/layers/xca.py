@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
@@ -12,18 +10,15 @@ from tam.functional import (
     cross_covariance_attention,
     cross_covariance_map,
     gram_cross_covariance_attention,
-    transposed_macs,
     xca_gram_macs,
 )
-from tam.layers.dispatch import FormCost, FormDispatch
 from tam.layers.shell import AttentionBlock
+from tam.layers.transposed import GramForms
 
-FORMS = ("transposed", "gram")
-IMPLS = ("auto", *FORMS)
 GEOMETRIES = ("full", "direction")
 
 
-class CrossCovarianceAttention(FormDispatch, AttentionBlock):
+class CrossCovarianceAttention(GramForms, AttentionBlock):
     """XCA: ``a = softmax_rows(τ_h · q̂ k̂ᵀ) v`` per head, with q and k normalised over the positions.
 
     El-Nouby et al., "XCiT: Cross-Covariance Image Transformers", NeurIPS 2021; source
@@ -54,16 +49,12 @@ class CrossCovarianceAttention(FormDispatch, AttentionBlock):
 
     normalization = "softmax-channels"  # for analysis: a softmax over key channels, not positions
 
-    forms = FORMS
+    gram_macs = staticmethod(xca_gram_macs)
 
     def __init__(self, channels: int, *, impl: str = "auto", **shell):
         super().__init__(channels, **shell)
         check_choice("geometry", self.geometry, GEOMETRIES)
-        check_choice("impl", impl, IMPLS)
-        self.gram_applies = self.geometry == "full" and self.pos_encoding is None
-        if impl == "gram" and not self.gram_applies:
-            raise ValueError("impl='gram' needs geometry='full' and pos_encoding=None; use impl='auto'")
-        self.impl = impl
+        self._set_impl(impl)
         factory_kwargs = {"device": self.theta.weight.device, "dtype": self.theta.weight.dtype}
         self.temperature = nn.Parameter(torch.ones(self.heads, **factory_kwargs))
 
@@ -75,16 +66,6 @@ class CrossCovarianceAttention(FormDispatch, AttentionBlock):
     def no_weight_decay(self) -> set[str]:
         """Parameters that weight decay must leave alone (timm's convention): the per-head temperature."""
         return {"temperature"}
-
-    def form_costs(self, spatial: tuple[int, ...]) -> dict[str, FormCost]:
-        n, c, e, h = math.prod(spatial), self.channels, self.embed_channels, self.heads
-        return {
-            "transposed": FormCost(transposed_macs(n, c, e, h), n * (6 * e + c)),
-            "gram": FormCost(xca_gram_macs(n, c, e, h), n * 2 * c),
-        }
-
-    def unavailable_forms(self) -> dict[str, str]:
-        return {} if self.gram_applies else {"gram": "the Gram form needs geometry='full' and pos_encoding=None"}
 
     def _mix(self, x: Tensor, spatial: tuple[int, ...]) -> Tensor:
         if self._dispatch(x, spatial) != "gram":
