@@ -13,6 +13,8 @@ torch.set_num_threads(1)
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from devices import on_test_device  # noqa: E402,F401  (the fixture of TAM_TEST_DEVICE)
+
 CIFAR10_JPEG = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
 

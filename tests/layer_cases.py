@@ -39,10 +39,10 @@ def spatial_shapes(kind):
 
 def awake(layer, seed=0):
     """Give BN a nonzero scale and shift so the block is no longer the identity (as after training)."""
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator("cpu").manual_seed(seed)  # the same values on every test device
     with torch.no_grad():
-        layer.bn.weight.copy_(torch.rand(layer.channels, generator=generator) + 0.5)
-        layer.bn.bias.copy_(torch.randn(layer.channels, generator=generator) * 0.1)
+        layer.bn.weight.copy_(torch.rand(layer.channels, generator=generator, device="cpu") + 0.5)
+        layer.bn.bias.copy_(torch.randn(layer.channels, generator=generator, device="cpu") * 0.1)
     return layer
 
 

@@ -6,10 +6,23 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from devices import DEVICE, skip_on
 from tam.data import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD, DeviceLoader, PreparedDataset, build_loaders
 from tam.data.augment import crop_flip, resized_crop_flip, sample_crop_flip, sample_resized_crop
 
 N = 103  # not a multiple of the batch size nor of the world size
+
+pytestmark = skip_on("meta", reason="meta tensors carry no pixels to index, augment or compare")
+
+
+class CheckedLoader(DeviceLoader):
+    """A loader on the test device (``TAM_TEST_DEVICE``) whose batches are checked to be there, then handed
+    to the test on the CPU, where the expected values are built."""
+
+    def __iter__(self):
+        for x, y in super().__iter__():
+            assert x.device == y.device == self.device == DEVICE
+            yield x.cpu(), y.cpu()
 
 
 def images(n=N, size=32):
@@ -23,7 +36,7 @@ def loader(n=N, **kw):
     """A loader whose labels are the image indices, so the labels of a pass say which images it visited."""
     x, _ = images(n, kw.pop("size", 32))
     options = dict(batch_size=16, train=True, augment="cifar", mean=CIFAR_MEAN, std=CIFAR_STD, seed=0)
-    return DeviceLoader(x, torch.arange(n), **{**options, **kw})
+    return CheckedLoader(x, torch.arange(n), device=DEVICE, **{**options, **kw})
 
 
 def epoch_labels(ld, epoch=None):
@@ -117,8 +130,8 @@ def test_augmentation_depends_on_seed_epoch_and_rank_only():
     same = images(1)[0].expand(64, -1, -1, -1).contiguous()
 
     def first_batch(epoch=0, **kw):
-        ld = DeviceLoader(same, torch.zeros(64, dtype=torch.int64), batch_size=64, train=True, augment="cifar",
-                          mean=CIFAR_MEAN, std=CIFAR_STD, **kw)
+        ld = CheckedLoader(same, torch.zeros(64, dtype=torch.int64), batch_size=64, train=True, augment="cifar",
+                           mean=CIFAR_MEAN, std=CIFAR_STD, device=DEVICE, **kw)
         ld.set_epoch(epoch)
         return next(iter(ld))[0]
 

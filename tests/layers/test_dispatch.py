@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import tam
+from devices import DEVICE, needs_values, without_default_device
 from tam.layers.dispatch import (
     CPU_WRITE_COST,
     CUDA_WRITE_COSTS,
@@ -59,7 +60,7 @@ def test_a_cuda_decision_differs_from_the_cpu_one_exactly_where_the_constants_sa
 
 
 def test_the_rule_reads_the_autocast_dtype():
-    x = torch.randn(2, 3)
+    x = torch.randn(2, 3, device="cpu")
     assert compute_dtype(x) == torch.float32
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert compute_dtype(x) == torch.bfloat16
@@ -70,7 +71,7 @@ def test_each_layer_reports_the_form_it_ran_and_why():
     layer = tam.TransposedAttention(128, heads=1)
     assert layer.last_dispatch is None
     layer(torch.randn(2, 128, 8, 8))
-    assert layer.last_dispatch == layer.choose_form((8, 8), "cpu", torch.float32)
+    assert layer.last_dispatch == layer.choose_form((8, 8), DEVICE, torch.float32)
     assert layer.last_dispatch.form == "transposed" and "least cost" in layer.last_dispatch.reason
     layer(torch.randn(2, 128, 32, 32))
     assert layer.last_dispatch.form == "gram"
@@ -82,6 +83,7 @@ def test_each_layer_reports_the_form_it_ran_and_why():
     assert positions.last_dispatch.form == "transposed" and "needs geometry='full'" in positions.last_dispatch.reason
 
 
+@needs_values
 def test_force_impl_overrides_the_rule_of_auto_layers_only():
     auto, fixed = tam.TransposedAttention(128), tam.TransposedAttention(128, impl="transposed")
     positions = tam.TransposedAttention(128, pos_encoding="sincos")
@@ -118,16 +120,18 @@ def test_bad_forced_values_name_the_argument():
             pass
 
 
+@needs_values
 def test_compiled_layers_follow_the_override():
     layer = tam.TransposedAttention(128).eval()
     x = torch.randn(2, 128, 8, 8)
     torch._dynamo.reset()
     compiled = torch.compile(layer, fullgraph=True)
-    expected = compiled(x)
-    assert layer.last_dispatch.form == "transposed"
-    with force_impl("gram"):
-        torch.testing.assert_close(compiled(x), expected, rtol=1e-5, atol=1e-5)
-        assert layer.last_dispatch.form == "gram"
+    with without_default_device():
+        expected = compiled(x)
+        assert layer.last_dispatch.form == "transposed"
+        with force_impl("gram"):
+            torch.testing.assert_close(compiled(x), expected, rtol=1e-5, atol=1e-5)
+            assert layer.last_dispatch.form == "gram"
 
 
 @pytest.mark.parametrize(("value", "expected"), [

@@ -4,12 +4,14 @@ import pytest
 import torch
 
 import tam
+from devices import needs_values
 from layer_cases import awake
 from tam.functional import gram_macs, gram_transposed_attention, transposed_macs
 from tam.layers.dispatch import CPU_WRITE_COST
 from tam.layers.transposed import form_costs
 
 
+@needs_values
 @pytest.mark.parametrize("spatial", [(9,), (4, 5), (2, 3, 4)])
 @pytest.mark.parametrize("normalization", ["scale", "softmax"])
 @pytest.mark.parametrize(("heads", "embed"), [(1, 4), (2, 8), (4, 8), (2, 12)])
@@ -30,6 +32,7 @@ def test_gram_form_equals_transposed_order(spatial, normalization, heads, embed)
         assert (actual_grad - expected_grad).abs().max() <= 1e-10 * expected_grad.abs().max().clamp_min(1e-30)
 
 
+@needs_values
 @pytest.mark.parametrize(("dtype", "tolerance"), [(torch.bfloat16, 2e-2), (torch.float16, 3e-3)])
 @pytest.mark.parametrize("normalization", ["scale", "softmax"])
 def test_gram_form_in_half_precision_tracks_float64(dtype, tolerance, normalization):

@@ -3,7 +3,10 @@
 import pytest
 import torch
 
+from devices import needs_values
 from layer_cases import CONFIGS, IDS, awake, build
+
+pytestmark = needs_values
 
 
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last], ids=["nchw", "nhwc"])

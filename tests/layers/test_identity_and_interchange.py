@@ -4,10 +4,12 @@ import pytest
 import torch
 
 import tam
-from tam.layers import EfficientAttention, GlobalContext, LinearAttention, attention_kinds
+from devices import needs_values
 from layer_cases import CONFIGS, IDS, awake, build
+from tam.layers import EfficientAttention, GlobalContext, LinearAttention, attention_kinds
 
 
+@needs_values
 @pytest.mark.parametrize(("kind", "options"), CONFIGS, ids=IDS)
 def test_every_layer_is_exact_identity_at_init(kind, options):
     layer = build(kind, options, dtype=torch.float32)
@@ -18,6 +20,7 @@ def test_every_layer_is_exact_identity_at_init(kind, options):
         assert torch.equal(layer.eval()(x), x), spatial
 
 
+@needs_values
 def test_positional_encoding_serves_any_size_and_never_touches_the_residual():
     layer = awake(tam.TransposedAttention(8, pos_encoding="sincos").double())
     plain = awake(tam.TransposedAttention(8).double())
@@ -31,6 +34,7 @@ def test_positional_encoding_serves_any_size_and_never_touches_the_residual():
 @pytest.mark.parametrize("spatial", [(7,), (4, 5), (2, 3, 4)])
 @pytest.mark.parametrize("options", [{"heads": 1}, {"heads": 4}, {"heads": 2, "pos_encoding": "sincos"},
                                      {"heads": 2, "geometry": "direction"}, {"geometry": "magnitude"}])
+@needs_values
 def test_tam_scale_equals_non_local_scale_with_the_same_weights(spatial, options):
     t = awake(tam.TransposedAttention(8, **options).double())
     n = tam.NonLocal(8, normalization="scale", impl="naive", **options).double()
@@ -40,6 +44,7 @@ def test_tam_scale_equals_non_local_scale_with_the_same_weights(spatial, options
     assert (t(x) - expected).abs().max() / expected.abs().max() <= 1e-10
 
 
+@needs_values
 def test_state_dicts_load_strictly_across_every_kind():
     """Strictly where the parameters agree; XCA's temperature is the one parameter only it has."""
     kinds = attention_kinds(benchmark=True)
@@ -54,6 +59,7 @@ def test_state_dicts_load_strictly_across_every_kind():
                 layer.load_state_dict(state, strict=True)
 
 
+@needs_values
 def test_implied_tam_weights_equal_the_non_local_scale_map():
     t = tam.TransposedAttention(8, heads=2).double()
     n = tam.NonLocal(8, heads=2, normalization="scale").double()
@@ -66,6 +72,7 @@ def test_implied_tam_weights_equal_the_non_local_scale_map():
     torch.testing.assert_close(t.attention_map(x)[:, :, queries], implied, rtol=1e-12, atol=0)
 
 
+@needs_values
 def test_attention_maps_reproduce_the_layer_output():
     """Weights from attention_map, applied to v and pushed through Wz and BN, give the layer's output."""
     x = torch.randn(2, 8, 4, 5, dtype=torch.float64)
@@ -80,6 +87,7 @@ def test_attention_maps_reproduce_the_layer_output():
         torch.testing.assert_close(x + y, layer(x), rtol=1e-10, atol=1e-12)
 
 
+@needs_values
 def test_transposed_map_shape_and_value():
     layer = tam.TransposedAttention(8, heads=2).double()
     x = torch.randn(3, 8, 4, 4, dtype=torch.float64)
@@ -90,6 +98,7 @@ def test_transposed_map_shape_and_value():
     torch.testing.assert_close(m, torch.matmul(v, k.transpose(-1, -2)) / (16 * 2) ** 0.5)
 
 
+@needs_values
 @pytest.mark.parametrize("kind", ["xca", "ea", "linear"])
 def test_transposed_maps_of_the_linear_family_give_the_core(kind):
     layer = awake(tam.create_attention(kind, 8, heads=2).double())

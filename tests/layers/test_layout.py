@@ -5,7 +5,10 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 import tam
+from devices import only_on
 from layer_cases import awake
+
+pytestmark = only_on("cpu", reason="counts the copies of the CPU kernels (the profiler's CPU events)")
 
 
 def copied_elements(fn) -> list[int]:

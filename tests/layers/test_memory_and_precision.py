@@ -4,7 +4,10 @@ import pytest
 import torch
 
 import tam
+from devices import DEVICE, needs_values
 from layer_cases import CONFIGS, IDS, awake, build
+
+pytestmark = needs_values
 
 
 def saved_bytes(layer, x):
@@ -76,7 +79,7 @@ def test_bf16_autocast_on_channels_last_tracks_float32(kind, options):
     layer = awake(build(kind, options, channels=16, dtype=torch.float32))
     x = torch.randn(2, 16, 12, 12).contiguous(memory_format=torch.channels_last).requires_grad_()
     expected = layer(x)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast(DEVICE.type, dtype=torch.bfloat16):
         y = layer(x)
     y.float().square().mean().backward()
     assert (y.float() - expected).abs().max() / expected.abs().max() < 5e-2

@@ -7,6 +7,7 @@ import functools
 import pytest
 import torch
 
+from devices import DEVICE, needs_values
 from tam.layers import attention_kind, attention_kinds
 
 KINDS = attention_kinds(benchmark=True)
@@ -30,13 +31,14 @@ def test_factory_kwargs_reach_every_parameter_and_buffer(kind):
     assert all(t.dtype == torch.float32 for t in _tensors(default) if t.is_floating_point())
 
 
+@needs_values
 @pytest.mark.parametrize("kind", KINDS)
 def test_builds_on_meta_and_materialises_as_the_identity(kind):
     layer = attention_kind(kind).layer(8, heads=2, device="meta")
     assert all(t.is_meta for t in _tensors(layer))
     assert layer(torch.empty(2, 8, 5, 6, device="meta")).shape == (2, 8, 5, 6)  # shapes trace on meta
 
-    layer.to_empty(device="cpu")
+    layer.to_empty(device=DEVICE)
     layer.reset_parameters()
     assert not any(t.is_meta for t in _tensors(layer))
     assert torch.equal(layer.bn.running_var, torch.ones(8)) and torch.equal(layer.bn.running_mean, torch.zeros(8))
@@ -52,6 +54,7 @@ def test_torch_default_device_context_builds_there(kind):
     assert all(t.is_meta for t in _tensors(layer))
 
 
+@needs_values
 def test_reset_parameters_restores_the_init_after_training():
     layer = attention_kind("tam").layer(8, heads=2)
     x = torch.randn(4, 8, 5, 5)

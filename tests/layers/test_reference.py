@@ -4,7 +4,10 @@ import pytest
 import torch
 
 import reference
+from devices import needs_values
 from layer_cases import CONFIGS, IDS, awake, build, spatial_shapes
+
+pytestmark = needs_values
 
 
 def reference_core(layer):

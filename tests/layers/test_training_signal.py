@@ -8,7 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
+from devices import DEVICE, needs_values
 from layer_cases import CONFIGS, IDS, build
+
+pytestmark = needs_values
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,7 @@ def real_batch(cifar10_jpeg):
                     break
     classes = sorted(set(labels))
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
-    return x, torch.tensor([classes.index(label) for label in labels])
+    return x.to(DEVICE), torch.tensor([classes.index(label) for label in labels], device=DEVICE)
 
 
 @pytest.mark.parametrize(("kind", "options"), CONFIGS, ids=IDS)

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from devices import needs_values, without_default_device
 from tam.layers import AttentionBlock
 from tam.models import create_model, list_models, model_info
 
@@ -32,6 +33,7 @@ def _build(name, kind):
     return model, torch.randn(2, 3, 2**stages, 2**stages)
 
 
+@needs_values
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", list_models())
 def test_forward_backward(name, kind):
@@ -46,6 +48,7 @@ def test_forward_backward(name, kind):
         assert p.grad.abs().sum() > 0, f"{pname} got an all-zero gradient"
 
 
+@needs_values
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", list_models())
 def test_channels_last_matches_contiguous(name, kind):
@@ -74,18 +77,21 @@ def test_native_input_size(name):
     assert model.forward_head(features).shape == (2, info.num_classes)
 
 
+@needs_values
 def test_torch_compile_smoke():
     model, x = _build("preresnet20", "tam")
     compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
-    torch.testing.assert_close(compiled(x), model(x), rtol=1e-5, atol=1e-5)
+    with without_default_device():
+        torch.testing.assert_close(compiled(x), model(x), rtol=1e-5, atol=1e-5)
 
 
+@needs_values
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["tam", "nl", "cc"])
 def test_torch_compile_inductor(kind):
     model, x = _build("preresnet20", kind)
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), without_default_device():
         torch.testing.assert_close(torch.compile(model, fullgraph=True)(x), model(x), rtol=1e-4, atol=1e-4)
 
 
@@ -104,6 +110,7 @@ def test_published_parameter_counts(name, millions, tolerance):
     assert abs(params / 1e6 - millions) <= tolerance, params
 
 
+@needs_values
 def test_kaiming_fan_out_init():
     torch.manual_seed(0)
     conv = create_model("wrn16_8").stages[2][1].conv2  # 512 -> 512, 3×3: fan-out 4608

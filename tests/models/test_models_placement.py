@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from devices import needs_values
 from tam.layers import AttentionBlock
 from tam.models import create_model, insert_attention
 
@@ -39,6 +40,7 @@ def _blocks(model):
     return [m for m in model.modules() if isinstance(m, AttentionBlock)]
 
 
+@needs_values
 @pytest.mark.parametrize("kind", ["tam", "nl", "cc"])
 def test_inserts_identity_blocks_with_channels_from_outputs(kind):
     torch.manual_seed(0)

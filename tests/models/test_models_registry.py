@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from devices import needs_values
 from tam.layers import AttentionBlock
 from tam.models import create_model, list_models, model_info
 
@@ -67,6 +68,7 @@ def test_kinds_have_interchangeable_state_dicts(name):
             target.load_state_dict(source.state_dict(), strict=True)
 
 
+@needs_values
 @pytest.mark.parametrize("kind", ["tam", "nl", "cc"])
 @pytest.mark.parametrize("name", ["preresnet20", "preresnet50"])
 def test_attention_is_the_identity_at_init(name, kind):

@@ -81,9 +81,8 @@ def recorded_source(path: Path, checkpoint: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from tam.analysis.analyze import QUERY_POINTS
+    from tam.device import resolve_device
 
     summarising = args.checkpoint is None
     count = args.images if args.images is not None else SUMMARY_IMAGES if summarising else IMAGES
@@ -91,13 +90,7 @@ def run(args: argparse.Namespace) -> int:
                         ("--query-block", args.query_block)):
         check_range(flag, value, low=1, integer=True)
     points = parse_points(args.queries) if args.queries else QUERY_POINTS
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    try:
-        device = torch.device(device)
-    except RuntimeError:
-        raise UserError(f"--device: {args.device!r} is not a device (auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device: CUDA is not available on this machine")
+    device = resolve_device(args.device)
     if summarising:
         return _summarise(args, count, device)
     from tam.train.checkpoint import MODEL_KEYS, load_checkpoint

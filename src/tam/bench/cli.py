@@ -5,6 +5,7 @@ Example:
     tam bench --suite heads resolution --out runs/bench  # full grids
     tam bench --device cuda --out results/bench/h100
     tam bench --device cuda --amp bf16 --suite fastpath network --out results/bench/h100-bf16
+    tam bench --device cuda --suite dispatch --out runs/dispatch   # fit the dispatch rule's constant here
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from tam.runfolder import RunFolder
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--suite", nargs="+", choices=(*SUITES, "all"), default=["all"],
-        help="suites to run (default: all): heads, resolution, blocks, fastpath, network",
+        "--suite", nargs="+", choices=(*SUITES, "all", "dispatch"), default=["all"],
+        help="suites to run (default: all): heads, resolution, blocks, fastpath, network; dispatch (not in all) "
+        "times every exact form of the layers that have several and fits the dispatch rule's constant",
     )
     parser.add_argument(
         "--kinds", nargs="+", choices=tuple(bench_kinds()), default=list(bench_kinds()),
@@ -32,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep only these head counts of the heads and fastpath suites (default: their whole grids)",
     )
     parser.add_argument("--quick", action="store_true", help="reduced grid and fewer repetitions (< 2 min on CPU)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument(
         "--threads", type=int, default=None,
         help="CPU threads of torch (default: torch's own count, capped by the cores that the 1-min load average "
@@ -78,7 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    device = _device(args.device)
+    from tam.device import resolve_device
+
+    device = resolve_device(args.device)
     for flag, value in (("--budget", args.budget), ("--memory-limit", args.memory_limit)):
         if value is not None:
             check_range(flag, value, low=0, low_open=True)
@@ -91,22 +95,24 @@ def run(args: argparse.Namespace) -> int:
     # Claimed before measuring (and before anything prints): an --out that cannot be written fails now.
     with RunFolder.claim(args.out, command="bench", overwrite=args.overwrite) as run:
         records, paths = _measure(args, device, run.path)
-    oom = sum(r["status"] == "oom" for r in records)
-    pairs = sum(r["paired_reference"] is not None or r["paired_error"] is not None for r in records)
-    loaded = sum(bool(r.get("under_load")) for r in records)
-    print(
-        f"{len(records)} configurations ({oom} out of memory) × {args.rounds} round(s) + {pairs} paired timings "
-        f"= {len(records) * args.rounds + pairs} measurements, on {records[0]['device_name']} in "
-        f"{time.perf_counter() - start:.0f} s; torch {torch.__version__}"
-        + (f"; {loaded} configurations measured under load (marked in results.md)" if loaded else "")
-    )
+    if records:
+        oom = sum(r["status"] == "oom" for r in records)
+        pairs = sum(r["paired_reference"] is not None or r["paired_error"] is not None for r in records)
+        loaded = sum(bool(r.get("under_load")) for r in records)
+        print(
+            f"{len(records)} configurations ({oom} out of memory) × {args.rounds} round(s) + {pairs} paired "
+            f"timings = {len(records) * args.rounds + pairs} measurements, on {records[0]['device_name']} in "
+            f"{time.perf_counter() - start:.0f} s; torch {torch.__version__}"
+            + (f"; {loaded} configurations measured under load (marked in results.md)" if loaded else "")
+        )
     for path in paths:
         print(f"  {path}")
     return 0
 
 
 def _measure(args: argparse.Namespace, device, out) -> tuple[list[dict], list]:
-    """Run the chosen suites on ``device``, writing the report into ``out`` as records come."""
+    """Run the chosen suites on ``device``, writing the report into ``out`` as records come; the dispatch
+    suite first, into its own files."""
     import torch
 
     from tam.bench.load import choose_threads
@@ -135,23 +141,26 @@ def _measure(args: argparse.Namespace, device, out) -> tuple[list[dict], list]:
             heads=None if args.heads is None else tuple(args.heads))]
     except ValueError as error:
         raise UserError(f"--heads: {error}") from None
+    paths = _calibrate(args, device, settings, out) if "dispatch" in args.suite else []
+    if not cases:
+        return [], paths
     records = run_cases(cases, device, settings, rounds=args.rounds, pairs=args.pairs,
                         on_record=lambda so_far: write_report(so_far, out, plots=False))
-    return records, write_report(records, out)
+    return records, paths + write_report(records, out)
 
 
-def _device(name: str):
-    import torch
+def _calibrate(args: argparse.Namespace, device, settings, out) -> list:
+    """The dispatch suite: time the forms, write ``dispatch.json`` and ``dispatch.md``, print the fit."""
+    from tam.bench.calibrate import dispatch_grid, run_dispatch, summary_lines, write_dispatch
 
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise UserError(f"--device {name!r} is not a device: {error}") from None
-    if device.type not in ("cpu", "cuda"):
-        raise UserError(f"--device must be cpu or cuda[:N], got {name!r}")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: CUDA is not available on this machine (torch {torch.__version__})")
-    return device
+    records = run_dispatch(
+        dispatch_grid(args.quick), device, budget_s=settings.budget_s, min_reps=settings.min_reps,
+        max_reps=settings.max_reps, channels_last=args.channels_last, amp=args.amp,
+        on_record=lambda so_far: write_dispatch(so_far, out),
+    )
+    for line in summary_lines(records):
+        print(line)
+    return write_dispatch(records, out)
 
 
 def _available_memory() -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import gc
-import os
 import platform
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -28,6 +27,7 @@ from tam.bench.measure import (
 )
 from tam.bench.suites import Case, paired_references
 from tam.bench.workload import Workload, build_workload
+from tam.device import device_name
 from tam.layers.dispatch import last_dispatches
 
 MB = 2**20
@@ -341,12 +341,8 @@ def environment(device: torch.device | str, *, started_under_load: bool = False)
     CPU's cores)."""
     device = torch.device(device)
     load = load_average()
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = f"{_cpu_model()} ({os.cpu_count()} logical cores)"
     return {
-        "device_name": name,
+        "device_name": device_name(device),
         "threads": torch.get_num_threads(),
         "load_avg_1m": None if load is None else round(load, 2),
         "under_load": device.type == "cpu" and measured_under_load(load, cores(), started_under_load),
@@ -355,13 +351,3 @@ def environment(device: torch.device | str, *, started_under_load: bool = False)
         "date": _utc_now(),
     }
 
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()

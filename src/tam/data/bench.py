@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from tam.data.cache import load_dataset
 from tam.data.dataset import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD
 from tam.data.loader import DeviceLoader
+from tam.device import cpu_model, device_name, resolve_device
 from tam.files import write_text_atomic
 
 
@@ -31,20 +32,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine(device: torch.device) -> dict:
     info = {
         "platform": platform.platform(),
-        "cpu": _cpu_name(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
@@ -53,7 +44,7 @@ def machine(device: torch.device) -> dict:
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }
     if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
+        info["gpu"] = device_name(device)
     return info
 
 
@@ -118,7 +109,7 @@ def run_bench(
     model: bool = True,
     channels_last: bool = False,
 ) -> dict:
-    device_t = torch.device(device)
+    device_t = resolve_device(device)
     result: dict = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(device_t),

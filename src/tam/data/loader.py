@@ -60,13 +60,16 @@ class DeviceLoader:
     the start of epoch ``e`` — or does nothing when the loader is already in epoch ``e``, so calling it after
     ``load_state_dict`` keeps the resumed position.
 
-    Example:
-        >>> ds = load_dataset("../shared/data/cifar10-jpeg.tar.gz")
-        >>> loader = DeviceLoader(ds.train_images, ds.train_labels, batch_size=128, train=True,
-        ...                       augment=ds.augment, mean=ds.mean, std=ds.std, device="cuda", seed=0)
-        >>> for epoch in range(300):
+    Example (a prepared dataset gives ``ds.train_images``, ``ds.train_labels``, ``ds.augment``, ``ds.mean``
+    and ``ds.std``; ``device="cuda"`` keeps them on the GPU):
+        >>> images = torch.randint(0, 256, (100, 3, 32, 32), dtype=torch.uint8)
+        >>> loader = DeviceLoader(images, torch.arange(100) % 10, batch_size=32, train=True, augment="cifar",
+        ...                       mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), seed=0)
+        >>> for epoch in range(2):
         ...     loader.set_epoch(epoch)
-        ...     for x, y in loader: ...
+        ...     shapes = [tuple(x.shape) for x, y in loader]
+        >>> shapes  # 100 images: three full batches and the remainder
+        [(32, 3, 32, 32), (32, 3, 32, 32), (32, 3, 32, 32), (4, 3, 32, 32)]
     """
 
     def __init__(

@@ -206,12 +206,13 @@ class AttentionBlock(nn.Module, abc.ABC):
     def _check_queries(queries, n: int, device: torch.device) -> Tensor:
         if queries is None:
             return torch.arange(n, device=device)
-        queries = torch.as_tensor(queries, device=device).reshape(-1)
+        # Positions given as a list are checked on the CPU, before they move (a meta x holds no values).
+        queries = (queries if isinstance(queries, Tensor) else torch.as_tensor(queries, device="cpu")).reshape(-1)
         if queries.dtype in (torch.bool,) or queries.is_floating_point():
             raise TypeError(f"queries must be integer flat positions, got dtype {queries.dtype}")
-        if queries.numel() and (queries.min() < 0 or queries.max() >= n):
+        if queries.numel() and not queries.is_meta and (queries.min() < 0 or queries.max() >= n):
             raise ValueError(f"queries must lie in [0, {n}) (flat positions), got {queries.tolist()}")
-        return queries
+        return queries.to(device)
 
     @abc.abstractmethod
     def _core(self, q: Tensor, k: Tensor, v: Tensor, spatial: tuple[int, ...]) -> Tensor:

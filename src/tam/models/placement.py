@@ -47,11 +47,13 @@ def insert_attention(
     Returns:
         ``model`` itself.
 
-    Example:
-        >>> net = torchvision.models.resnet18()
-        >>> net = insert_attention(net, after=["layer3.1", "layer4.1"], kind="tam", heads=4)
-        >>> net.layer3[1].attention.channels
-        256
+    Example (on a torchvision ResNet-18, ``after=["layer3.1", "layer4.1"]`` gives blocks of 256 and 512
+    channels):
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3, padding=1), torch.nn.ReLU(),
+        ...                           torch.nn.Conv2d(64, 128, 3, stride=2, padding=1))
+        >>> net = insert_attention(net, after=["0", "2"], kind="tam", heads=4, input_size=(3, 32, 32))
+        >>> net[2].attention.channels, net(torch.randn(2, 3, 32, 32)).shape
+        (128, torch.Size([2, 128, 16, 16]))
     """
     names = [after] if isinstance(after, str) else list(after)
     if not names or not all(isinstance(name, str) for name in names):

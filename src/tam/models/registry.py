@@ -39,10 +39,11 @@ _infos: dict[str, ModelInfo] = {}
 def register_model(*, input_size: tuple[int, int, int], num_classes: int, num_stages: int, dataset: str):
     """Register the decorated builder under its function name, with its :class:`ModelInfo`.
 
-    Example:
-        >>> @register_model(input_size=(3, 32, 32), num_classes=10, num_stages=3, dataset="cifar")
-        ... def preresnet20(**kwargs):
-        ...     return PreResNet(PreActBasic, (3, 3, 3), (16, 32, 64), stem_width=16, **kwargs)
+    Example (as ``tam.models.preresnet`` registers its builders; the registry is global, so this is not run)::
+
+        @register_model(input_size=(3, 32, 32), num_classes=10, num_stages=3, dataset="cifar")
+        def preresnet20(**kwargs):
+            return PreResNet(PreActBasic, (3, 3, 3), (16, 32, 64), stem_width=16, **kwargs)
     """
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:

@@ -62,7 +62,7 @@ def summarize(model: nn.Module, input_size: tuple[int, ...]) -> ModelSummary:
         input_size: input without the batch dimension, e.g. ``(3, 32, 32)``.
 
     Example:
-        >>> summarize(create_model("preresnet20"), (3, 32, 32)).params
+        >>> summarize(tam.create_model("preresnet20"), (3, 32, 32)).params
         272282
     """
     modules = dict(model.named_modules())

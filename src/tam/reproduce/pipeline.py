@@ -63,7 +63,7 @@ def _reproduce_costs(experiment: Experiment, budget: str, out: Path, device: str
     from tam.bench.report import write_report
     from tam.bench.runner import Settings, run_cases
     from tam.bench.suites import suite_cases
-    from tam.train.distributed import resolve_device
+    from tam.device import resolve_device
 
     quick = budget == "smoke"
     cases = [case for suite in experiment.bench.get("suites", []) for case in suite_cases(suite, quick=quick)]

@@ -99,7 +99,7 @@ def cost_threads(device: str) -> bool:
     import torch
 
     from tam.bench.load import choose_threads
-    from tam.train.distributed import resolve_device
+    from tam.device import resolve_device
 
     if resolve_device(device).type != "cpu":
         return False
@@ -122,8 +122,8 @@ def measure_cost(config: TrainConfig, folder: Path, *, quick: bool, under_load: 
         return None
     from tam.bench.runner import Settings, environment, measure_case
     from tam.bench.suites import Case
+    from tam.device import resolve_device
     from tam.models import model_info
-    from tam.train.distributed import resolve_device
 
     info = model_info(config.model)
     blocks = tuple(config.attention_blocks or (0,) * info.num_stages) if config.attention != "none" else None

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import platform
 import random
 import statistics
 import time
@@ -19,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tam.amp import autocast as amp_autocast
+from tam.device import device_name
 from tam.errors import Interrupted, UserError
 from tam.files import write_text_atomic
 from tam.runfolder import RunFolder
@@ -244,17 +243,8 @@ def summarise(records: list[dict], config: TrainConfig, *, params: int, data: st
         "params": params,
         "train_images_per_s": statistics.median(r["train_images_per_s"] for r in records),
         "train_seconds": sum(r["train_seconds"] for r in records),
-        "device": describe_device(context.device), "world_size": context.world_size, "torch": torch.__version__,
+        "device": f"{device_name(context.device)}, {torch.get_num_threads()} threads",
+        "world_size": context.world_size, "torch": torch.__version__,
     }
 
 
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                 if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    return f"{cpu} ({os.cpu_count()} CPUs, {torch.get_num_threads()} threads)"
