@@ -56,7 +56,7 @@ def dispatch_grid(quick: bool = False, kinds: Sequence[str] | None = None) -> li
     channels × 8²/32² × 1/16 heads, batch 4), for each kind with several forms (default: all of them).
 
     Example:
-        >>> len(dispatch_grid()), dispatch_grid(quick=True)[0]
+        >>> len(dispatch_grid(kinds=["tam"])), dispatch_grid(quick=True)[0]
         (36, Shape(kind='tam', channels=64, side=8, heads=1, batch=4))
     """
     channels, sides, heads, batch = ((64, 256), (8, 32), (1, 16), 4) if quick else (

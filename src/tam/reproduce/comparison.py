@@ -17,9 +17,10 @@ budget's pooled seed spread, seed count, test-set size and mean error: a true di
 give an interval that excludes zero (on average).
 
 Example:
-    >>> difference = compare([30.1, 30.4, 29.9], [31.2, 31.5, 31.0], 10_000, 10_000)
-    >>> verdict(difference)
+    >>> verdict(compare([30.1, 30.4, 29.9], [32.2, 32.5, 32.0], 10_000, 10_000))  # 2.1 points lower
     'holds'
+    >>> verdict(compare([30.1, 30.4, 29.9], [31.2, 31.5, 31.0], 10_000, 10_000))  # 1.1: within the test set's error
+    'not resolved at this budget'
 """
 
 from __future__ import annotations
