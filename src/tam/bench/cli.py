@@ -6,6 +6,7 @@ Example:
     tam bench --device cuda --out results/bench/h100
     tam bench --device cuda --amp bf16 --suite fastpath network --out results/bench/h100-bf16
     tam bench --device cuda --suite dispatch --out runs/dispatch   # fit the dispatch rule's constant here
+    tam bench --suite segmentation precision --memory-limit 6 --max-case-seconds 60 --out runs/scale
 """
 
 from __future__ import annotations
@@ -18,12 +19,16 @@ from tam.bench.suites import SUITES, bench_kinds
 from tam.errors import UserError, check_range
 from tam.runfolder import RunFolder
 
+SCALE_SUITES = ("segmentation", "precision")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--suite", nargs="+", choices=(*SUITES, "all", "dispatch"), default=["all"],
+        "--suite", nargs="+", choices=(*SUITES, "all", "dispatch", *SCALE_SUITES), default=["all"],
         help="suites to run (default: all): heads, resolution, blocks, fastpath, network; dispatch (not in all) "
-        "times every exact form of the layers that have several and fits the dispatch rule's constant",
+        "times every exact form of the layers that have several and fits the dispatch rule's constant; "
+        "segmentation (512 channels up to 128×256: time, predicted and measured memory, largest map per budget) "
+        "and precision (fp16/bf16 finiteness and error matrix) run on their own",
     )
     parser.add_argument(
         "--kinds", nargs="+", choices=tuple(bench_kinds()), default=list(bench_kinds()),
@@ -68,8 +73,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--memory-limit", type=float, default=None, metavar="GB",
-        help="CPU only: memory one configuration may take before it counts as out of memory "
-        "(default: half of the memory available at start)",
+        help="memory one configuration may take before it counts as out of memory (default: half of the memory "
+        "available at start); the segmentation and precision suites do not run a configuration whose predicted "
+        "peak passes it (there it applies on CUDA too; default 90%% of the GPU's memory)",
+    )
+    parser.add_argument(
+        "--max-case-seconds", type=float, default=None, metavar="S",
+        help="segmentation and precision suites: skip a configuration whose time, extrapolated from the size "
+        "before it by the FLOPs ratio, passes S seconds (default: no limit)",
     )
     parser.add_argument(
         "--rss", action=argparse.BooleanOptionalAction, default=None,
@@ -83,14 +94,24 @@ def run(args: argparse.Namespace) -> int:
     from tam.device import resolve_device
 
     device = resolve_device(args.device)
-    for flag, value in (("--budget", args.budget), ("--memory-limit", args.memory_limit)):
+    for flag, value in (("--budget", args.budget), ("--memory-limit", args.memory_limit),
+                        ("--max-case-seconds", args.max_case_seconds)):
         if value is not None:
             check_range(flag, value, low=0, low_open=True)
     for flag, value in (("--threads", args.threads), ("--rounds", args.rounds)):
         if value is not None:
             check_range(flag, value, low=1, integer=True)
-    if device.type != "cpu" and (args.rss or args.memory_limit):
+    scale = [suite for suite in args.suite if suite in SCALE_SUITES]
+    if scale and len(scale) != len(args.suite):
+        raise UserError(f"--suite {' '.join(scale)} run on their own; run the other suites in another call")
+    if device.type != "cpu" and (args.rss or (args.memory_limit and not scale)):
         raise UserError(f"--rss and --memory-limit are for CPU runs; --device {args.device} reports the CUDA peak")
+    if scale:
+        from tam.bench.load import choose_threads
+
+        cpu = device.type == "cpu"
+        choice = choose_threads(args.threads, torch.get_num_threads(), command="tam bench") if args.threads or cpu else None
+        return _run_scale(scale, args, device, under_load=choice is not None and choice.under_load and cpu)
     start = time.perf_counter()
     # Claimed before measuring (and before anything prints): an --out that cannot be written fails now.
     with RunFolder.claim(args.out, command="bench", overwrite=args.overwrite) as run:
@@ -147,6 +168,43 @@ def _measure(args: argparse.Namespace, device, out) -> tuple[list[dict], list]:
     records = run_cases(cases, device, settings, rounds=args.rounds, pairs=args.pairs,
                         on_record=lambda so_far: write_report(so_far, out, plots=False))
     return records, paths + write_report(records, out)
+
+
+def _run_scale(suites: list[str], args: argparse.Namespace, device, *, under_load: bool) -> int:
+    """The segmentation and precision suites (:mod:`tam.bench.suites_scale`, :mod:`tam.bench.precision`)."""
+    import torch
+
+    from tam.bench.precision import precision_cells, run_precision
+    from tam.bench.report_scale import write_scale_report
+    from tam.bench.suites_scale import run_segmentation, scale_kinds, segmentation_cases
+
+    if args.memory_limit:
+        limit = int(args.memory_limit * 2**30)
+    elif device.type == "cpu":
+        limit = _available_memory() // 2
+    else:
+        limit = int(0.9 * torch.cuda.get_device_properties(device).total_memory)
+    kinds = [kind for kind in scale_kinds() if kind in args.kinds]
+    start = time.perf_counter()
+    with RunFolder.claim(args.out, command="bench", overwrite=args.overwrite) as run:
+        for suite in suites:
+            def save(records, suite=suite, final=False):
+                return write_scale_report(suite, records, run.path, budget_bytes=limit, final=final)
+
+            if suite == "segmentation":
+                records = run_segmentation(
+                    segmentation_cases(kinds, quick=args.quick), device, memory_limit_bytes=limit,
+                    budget_s=args.budget or (0.1 if args.quick else 1.0), threads=torch.get_num_threads(),
+                    max_case_s=args.max_case_seconds, on_record=save, under_load=under_load,
+                )
+            else:
+                records = run_precision(precision_cells(kinds, quick=args.quick), device, memory_limit_bytes=limit,
+                                        max_case_s=args.max_case_seconds, on_record=save, under_load=under_load)
+            for path in save(records, final=True):
+                print(f"  {path}")
+    print(f"{', '.join(suites)} on {device} in {time.perf_counter() - start:.0f} s; budget {limit / 2**30:.3g} GiB;"
+          f" torch {torch.__version__}")
+    return 0
 
 
 def _calibrate(args: argparse.Namespace, device, settings, out) -> list:

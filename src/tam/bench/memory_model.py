@@ -39,7 +39,8 @@ PHASES = ("inference", "training")
 class BlockShape:
     """One attention block and its input ``[batch, channels, height, width]``.
 
-    ``kind`` is a key of :data:`tam.bench.suites.KINDS` (``nl`` the naive Non-local, ``nl_sdpa`` the fused).
+    ``kind`` is a benchmark kind (:func:`tam.bench.suites.bench_kinds`: ``nl`` the naive Non-local, ``nl_sdpa``
+    the fused).
     """
 
     kind: str
@@ -81,13 +82,14 @@ def build_block(
     Shape:
         x, grad_output: ``[batch, channels, height, width]``
     """
-    from tam.bench.suites import KINDS
+    from tam.bench.suites import bench_kinds
     from tam.layers import create_attention
 
-    if shape.kind not in KINDS:
-        raise ValueError(f"kind must be one of {tuple(KINDS)}, got {shape.kind!r}")
+    kinds = bench_kinds()
+    if shape.kind not in kinds:
+        raise ValueError(f"kind must be one of {tuple(kinds)}, got {shape.kind!r}")
     torch.manual_seed(0)
-    kind, options = KINDS[shape.kind]
+    kind, options = kinds[shape.kind]
     # Built in place on the device and in the dtype (the default dtype, for the layer's parameters): fake
     # parameters cannot be moved by ``.to``, and real ones need not be.
     default = torch.get_default_dtype()
@@ -136,7 +138,6 @@ def drop_gradients(block: nn.Module, x: Tensor) -> None:
         tensor.grad = None
 
 
-@functools.lru_cache(maxsize=4096)
 def predict(
     shape: BlockShape, phase: str, *, dtype: torch.dtype = torch.float32, amp: str = "none",
     channels_last: bool = True,
@@ -151,6 +152,16 @@ def predict(
         >>> p.peak_bytes == 4 * (3 * 4 * 256 + 3 * 256 * 256)  # q, k, v and three N×N maps, float32
         True
     """
+    return _trace(shape, phase, dtype, amp, channels_last, True)
+
+
+def predict_peak(shape: BlockShape, phase: str) -> int:
+    """:func:`predict`'s peak bytes alone (float32, ``channels_last``), without counting FLOPs (faster)."""
+    return _trace(shape, phase, torch.float32, "none", True, False).peak_bytes
+
+
+@functools.lru_cache(maxsize=4096)
+def _trace(shape: BlockShape, phase: str, dtype: torch.dtype, amp: str, channels_last: bool, flops: bool) -> Prediction:
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     from tam.bench.measure import count_flops
@@ -160,8 +171,8 @@ def predict(
         block, x, grad_output = build_block(shape, "cpu", dtype, channels_last=channels_last)
     run = phase_fn(block, x, grad_output, phase, amp)
     with fake, AllocationTracker() as tracker:
-        flops = sum(count_flops(run))
-    return Prediction(tracker.peak, flops)
+        counted = sum(count_flops(run)) if flops else run()
+    return Prediction(tracker.peak, counted or 0)
 
 
 def largest_fitting(fits: Callable[[int], bool], low: int = 1, high: int = 1 << 16) -> int | None:
@@ -199,7 +210,9 @@ def largest_side(
 ) -> int | None:
     """The largest height ``H`` whose ``H × aspect·H`` map fits ``budget_bytes`` by :func:`predict`.
 
-    ``None`` if not even ``1 × aspect`` fits; ``high`` means at least that.
+    ``None`` if not even ``1 × aspect`` fits; ``high`` means at least that. From 64 on, every kind's peak is
+    one polynomial in H (terms in N, N·(H+W) and N²: :func:`peak_polynomial`), which places the answer at
+    once; the two traces around it confirm it, else a bisection over traces decides.
 
     Example:
         >>> side = largest_side("nl", 8, 2**20, "inference")
@@ -209,27 +222,56 @@ def largest_side(
         True
     """
 
-    def fits(side: int) -> bool:
-        shape = BlockShape(kind, channels, side, aspect * side, heads=heads, batch=batch)
-        return predict(shape, phase).peak_bytes <= budget_bytes
+    def peak(side: int) -> int:
+        return predict_peak(BlockShape(kind, channels, side, aspect * side, heads=heads, batch=batch), phase)
 
-    return largest_fitting(fits, 1, high)
+    polynomial = peak_polynomial(peak)
+    if polynomial is not None:
+        guess = largest_fitting(lambda side: polynomial(side) <= budget_bytes, POLYNOMIAL_FROM, high)
+        if guess is not None and peak(guess) <= budget_bytes and (guess == high or peak(guess + 1) > budget_bytes):
+            return guess
+    return largest_fitting(lambda side: peak(side) <= budget_bytes, 1, high)
+
+
+POLYNOMIAL_FROM = 64  # below it the Gram-form dispatch and the weights' own terms change the peak's form
+_SAMPLES = (64, 128, 256, 512)
+
+
+def peak_polynomial(peak: Callable[[int], int]) -> Callable[[float], float] | None:
+    """``c0 + c2·H² + c3·H³ + c4·H⁴`` through ``peak`` at H = 64, 128, 256, 512, if it also gives ``peak(384)``
+    within a millionth; else ``None``. (At aspect a, N = a·H², N·(H+W) ∝ H³ and N² ∝ H⁴.)"""
+    import numpy as np
+
+    powers = (0, 2, 3, 4)
+    matrix = np.array([[float(side) ** p for p in powers] for side in _SAMPLES])
+    coefficients = np.linalg.solve(matrix, np.array([float(peak(side)) for side in _SAMPLES]))
+
+    def polynomial(side: float) -> float:
+        return float(sum(c * float(side) ** p for c, p in zip(coefficients, powers)))
+
+    check = peak(384)
+    return polynomial if abs(polynomial(384) - check) <= 1e-6 * check else None
 
 
 def crossover_side(
     kind: str, other: str, channels: int, phase: str, *, heads: int = 1, batch: int = 1, aspect: int = 2,
-    high: int = 1 << 12,
+    low: int = 1, high: int = 1 << 12,
 ) -> int | None:
-    """The smallest height ``H`` (map ``H × aspect·H``) from which ``kind``'s predicted peak stays at or below
-    ``other``'s, or ``None`` if it never does up to ``high``; ``1`` where it does from the start.
+    """The smallest height ``H`` in ``[low, high]`` (map ``H × aspect·H``) from which ``kind``'s predicted peak
+    is at or below ``other``'s; ``low`` where it already is there, ``None`` if it never is up to ``high``.
 
     Assumes one crossing: ``other`` grows faster in N (as Non-local against TAM).
+
+    Example:
+        >>> crossover_side("nl", "nl_sdpa", 8, "inference", high=64)  # naive Non-local never gets cheaper
     """
 
-    def peak(kind_: str, side: int) -> int:
-        return predict(BlockShape(kind_, channels, side, aspect * side, heads=heads, batch=batch), phase).peak_bytes
+    def above(side: int) -> bool:
+        shapes = (BlockShape(k, channels, side, aspect * side, heads=heads, batch=batch) for k in (kind, other))
+        mine, theirs = (predict_peak(shape, phase) for shape in shapes)
+        return mine > theirs
 
-    below = largest_fitting(lambda side: peak(kind, side) > peak(other, side), 1, high)
-    if below is None:
-        return 1
-    return None if below == high else below + 1
+    last_above = largest_fitting(above, low, high)
+    if last_above is None:
+        return low
+    return None if last_above == high else last_above + 1
