@@ -263,7 +263,8 @@ def crossover_side(
     Assumes one crossing: ``other`` grows faster in N (as Non-local against TAM).
 
     Example:
-        >>> crossover_side("nl", "nl_sdpa", 8, "inference", high=64)  # naive Non-local never gets cheaper
+        >>> crossover_side("tam", "nl", 8, "inference", high=64)  # 1×2: TAM's 8×8 maps cost more than N×N
+        2
     """
 
     def above(side: int) -> bool:
