@@ -4,7 +4,7 @@ The parent (:class:`Worker`) sends one request per line to ``python -m tam.bench
 reads one JSON answer per line. The child builds the block (:func:`~tam.bench.memory_model.build_block`),
 calls the phase once to warm up, measures the peak memory of the next call — on CUDA the allocator's peak above what was allocated
 before (``max_memory_allocated``), on CPU the growth of its resident memory (``VmHWM`` after lowering it to
-the current RSS) — then times further calls. A fresh process per
+the current RSS) — counting it as the first timed call, and times further calls while ``budget_s`` lasts. A fresh process per
 kind keeps one configuration's freed memory from hiding the next one's on CPU; a child the system kills is
 answered as out of memory and replaced.
 """
@@ -16,11 +16,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import asdict
 
 import torch
 
-from tam.bench.measure import cuda_peak_bytes, is_out_of_memory, memory_limit, time_fn
+from tam.bench.measure import Timing, cuda_peak_bytes, is_out_of_memory, memory_limit
 from tam.bench.memory_model import BlockShape, build_block, drop_gradients, phase_fn
 from tam.bench.rss import max_rss_bytes, reset_peak_rss
 
@@ -63,7 +64,7 @@ class Worker:
         """Peak memory and time of ``phase`` on ``shape``: ``status`` (``ok`` | ``oom``), ``error``, ``peak_bytes``,
         ``time_ms`` (median), ``time_q1_ms``, ``time_q3_ms``, ``reps``.
 
-        ``budget_s``: seconds of timed calls after the measured one (at least one call is timed).
+        ``budget_s``: seconds of timed calls, the measured one first (so a slow case costs two calls).
         ``memory_limit_bytes``: on CPU, what the child may map beyond its size before the call.
         """
         if self.child is None:
@@ -81,6 +82,9 @@ class Worker:
         return json.loads(line)
 
 
+MAX_REPS = 100
+
+
 def _answer(status: str, error: str | None = None, peak_bytes: int | None = None, timing=None) -> dict:
     return {
         "status": status,
@@ -91,6 +95,17 @@ def _answer(status: str, error: str | None = None, peak_bytes: int | None = None
         "time_q3_ms": timing.q3_ms if timing else None,
         "reps": timing.reps if timing else None,
     }
+
+
+def _timed(fn, device: torch.device) -> float:
+    """Milliseconds of one ``fn()``, the device synchronised before and after."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) * 1e3
 
 
 def _resident_bytes() -> int:
@@ -122,8 +137,15 @@ def measure(request: dict, device: torch.device) -> dict:
             fn = phase_fn(block, x, grad_output, request["phase"], request["amp"])
             fn()  # warm-up: what a first call sets up once (thread pools, kernels, lazy buffers) stays resident
             drop_gradients(block, x)  # the measured call allocates them, as the model counts
-            measured = _cpu_peak_bytes(fn) if cpu else cuda_peak_bytes(fn, device)
-            timing = time_fn(fn, device, budget_s=request["budget_s"], min_reps=1, max_reps=100, warmup=0)
+            samples: list[float] = []  # the measured call is the first timed one
+
+            def measured_call() -> None:
+                samples.append(_timed(fn, device))
+
+            measured = _cpu_peak_bytes(measured_call) if cpu else cuda_peak_bytes(measured_call, device)
+            while sum(samples) < request["budget_s"] * 1e3 and len(samples) < MAX_REPS:
+                samples.append(_timed(fn, device))
+            timing = Timing.from_samples(samples)
         return _answer("ok", peak_bytes=measured, timing=timing)
     except Exception as error:
         if not is_out_of_memory(error):
