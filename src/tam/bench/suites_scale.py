@@ -7,8 +7,8 @@ step (forward and backward) at batch 1 everywhere and at batch 2 on 64Ã—128 [16Ã
 the sizes at which kinds cross.
 
 Each configuration is first predicted (:func:`~tam.bench.memory_model.predict`): one predicted above the
-memory budget is recorded as over budget and not run; one whose time, extrapolated from the last size of
-its series by the FLOPs ratio, passes ``max_case_s`` is recorded as skipped. The others run in a child
+memory budget is recorded as over budget and not run; one whose time, extrapolated by the FLOPs ratio from
+the kind's last configuration measured in the same phase, passes ``max_case_s`` is recorded as skipped. The others run in a child
 process per kind (:class:`~tam.bench.worker.Worker`), which records running out of memory (under the
 budget on CPU) instead of failing.
 """
@@ -86,7 +86,7 @@ def run_segmentation(
 
     ``memory_limit_bytes``: the budget; over it a case is not run (predicted) or counts as out of memory
     (measured). ``budget_s``: seconds of timed calls per case. ``max_case_s``: skip a case whose forecast
-    (its two calls, warm-up and measured, at the rate of the last size of its series) is longer.
+    (its two calls, warm-up and measured, at the FLOP rate of the kind's last case in that phase) is longer.
     ``on_record(records)`` after each case.
     """
     from tqdm import tqdm
@@ -95,14 +95,14 @@ def run_segmentation(
 
     device = torch.device(device)
     workers: dict[str, Worker] = {}
-    last: dict[tuple, dict] = {}  # series (kind, heads, batch, phase) -> its last measured record
+    last: dict[tuple, dict] = {}  # (kind, phase) -> its last measured record: the FLOP rate of the next one
     records: list[dict] = []
     try:
         for case in tqdm(cases, desc="tam bench segmentation", unit="config", disable=not progress):
             shape = case.shape
             prediction = predict(shape, case.phase)
             record = case_record(case, prediction.peak_bytes, prediction.flops)
-            series = (shape.kind, shape.heads, shape.batch, case.phase)
+            series = (shape.kind, case.phase)
             forecast = _forecast_s(last.get(series), prediction.flops)
             if prediction.peak_bytes > memory_limit_bytes:
                 record.update(status="over budget", error=(
