@@ -8,6 +8,7 @@ import torch
 import tam.bench.allocations
 import tam.bench.memory_model
 from tam.bench.allocations import AllocationTracker, peak_allocated_bytes
+from tam.bench.suites_scale import scale_kinds
 from tam.bench.memory_model import (
     BlockShape,
     build_block,
@@ -71,7 +72,7 @@ def test_tam_and_fused_non_local_grow_linearly_and_tam_not_with_heads():
     assert one == eight  # the Gram form does the same work whatever the heads
 
 
-@pytest.mark.parametrize("kind", ["tam", "nl", "nl_sdpa", "cc", "floor"])
+@pytest.mark.parametrize("kind", [*scale_kinds(), "floor"])
 @pytest.mark.parametrize("phase", ["inference", "training"])
 def test_model_counts_what_the_real_block_allocates(kind, phase):
     shape = BlockShape(kind, 16, 8, 16, heads=2, batch=2)
