@@ -83,6 +83,9 @@ def test_first_non_finite_names_the_op_that_overflows():
         y = x @ x  # 4 · 200² = 160000 > 65504
         _ = y * 0  # inf · 0 = NaN, but its input was already inf: not blamed
     assert watch.found.startswith("aten.mm.default") and "float16 max 6.55e+04" in watch.found
+    with FirstNonFinite() as watch:
+        torch.zeros(3).masked_fill(torch.tensor([True, False, False]), float("-inf"))  # a softmax mask, on purpose
+    assert watch.found is None
 
 
 def test_precision_cells_on_a_small_map():

@@ -100,7 +100,7 @@ class FirstNonFinite(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        if self.found is None:
+        if self.found is None and not _masks_with_infinity(func, args):
             inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, Tensor) and t.is_floating_point()]
             outputs = [t for t in tree_flatten(out)[0] if isinstance(t, Tensor) and t.is_floating_point()]
             bad = next((t for t in outputs if t.numel() and not bool(t.isfinite().all())), None)
@@ -111,6 +111,12 @@ class FirstNonFinite(TorchDispatchMode):
                     f"{str(bad.dtype).removeprefix('torch.')} max {torch.finfo(bad.dtype).max:.3g})"
                 )
         return out
+
+
+def _masks_with_infinity(func, args) -> bool:
+    """Whether ``func`` writes ±inf on purpose: a mask filled with -inf before a softmax (criss-cross)."""
+    masked = func in (torch.ops.aten.masked_fill.Scalar, torch.ops.aten.masked_fill_.Scalar)
+    return masked and len(args) > 2 and isinstance(args[2], float) and math.isinf(args[2])
 
 
 def _branch_visible(block: torch.nn.Module) -> list[Tensor]:
