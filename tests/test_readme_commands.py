@@ -11,6 +11,7 @@ activated once an earlier one has sourced ``.venv/bin/activate``. Only these sub
   itself, whose ``bin/`` holds ``python``, ``tam`` and ``activate`` for this interpreter and the copy's ``src``
   (installing torch per test run is not possible offline);
 - ``tam bench --quick`` measures one suite, two kinds, no pairs, a 10 ms budget;
+- ``tam bench --suite segmentation precision`` runs their ``--quick`` grids for TAM alone, a 10 ms budget;
 - ``python -m pytest -q`` runs one test file (the whole suite runs in CI);
 - ``tam train`` trains 1 epoch on 64 images, tests on 32;
 - a line that needs a GPU (``--device cuda``, ``torchrun``) runs only where CUDA is; elsewhere its arguments
@@ -31,6 +32,8 @@ SETUP = re.compile(r"python3 -m venv \.venv && \.venv/bin/pip install -q torch==
 SUBSTITUTIONS = [
     (SETUP, ""),
     (re.compile(r"tam bench --quick"), "tam bench --quick --suite blocks --kinds floor tam --no-pairs --budget 0.01"),
+    (re.compile(r"tam bench --suite segmentation precision"),
+     "tam bench --suite segmentation precision --quick --kinds tam --budget 0.01"),
     (re.compile(r"python -m pytest -q$", re.M), "python -m pytest -q tests/layers/test_module_protocol.py"),
     (re.compile(r"^(tam train .*)$", re.M), r"\1 --epochs 1 --limit-train 64 --limit-test 32 --batch-size 32"),
 ]
