@@ -140,7 +140,7 @@ def bench(*argv):
 def test_scale_suites_run_on_their_own(tmp_path):
     with pytest.raises(UserError, match="run on their own"):
         bench("--suite", "segmentation", "heads", "--out", str(tmp_path / "a"))
-    with pytest.raises(UserError, match="--max-case-seconds must be a positive number"):
+    with pytest.raises(UserError, match="--max-case-seconds"):
         bench("--suite", "precision", "--max-case-seconds", "0", "--out", str(tmp_path / "b"))
 
 
