@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 
 
-def non_local_scale(q, k, v):
-    """a_i = s·Σ_j (q_i·k_j) v_j, s = 1/sqrt(Nk·d). q, k: [B, h, d, N*]; v: [B, h, dv, Nk]."""
+def non_local_scale(q, k, v, s=None):
+    """a_i = s·Σ_j (q_i·k_j) v_j, s = 1/sqrt(Nk·d) unless given. q, k: [B, h, d, N*]; v: [B, h, dv, Nk]."""
     batch, heads, d, nq = q.shape
     nk = k.shape[-1]
-    s = 1.0 / math.sqrt(nk * d)
+    s = 1.0 / math.sqrt(nk * d) if s is None else s
     out = q.new_zeros(batch, heads, v.shape[2], nq)
     for b in range(batch):
         for h in range(heads):
@@ -42,15 +42,16 @@ def non_local_softmax(q, k, v, tau=1.0):
     return out
 
 
-def transposed_softmax(q, k, v):
-    """M[r, c] = softmax_c(Σ_n v[r, n] k[c, n] / sqrt(N)); a[:, n] = M q[:, n] / sqrt(d)."""
+def transposed_softmax(q, k, v, logit_scale=None):
+    """M[r, c] = softmax_c(λ Σ_n v[r, n] k[c, n]), λ = 1/sqrt(N) unless given; a[:, n] = M q[:, n] / sqrt(d)."""
     batch, heads, d, n = q.shape
     dv = v.shape[2]
+    logit_scale = 1 / math.sqrt(n) if logit_scale is None else logit_scale
     out = q.new_zeros(batch, heads, dv, n)
     for b in range(batch):
         for h in range(heads):
             for r in range(dv):
-                logits = [torch.dot(v[b, h, r], k[b, h, c]) / math.sqrt(n) for c in range(d)]
+                logits = [torch.dot(v[b, h, r], k[b, h, c]) * logit_scale for c in range(d)]
                 top = max(logits)
                 weights = [torch.exp(logit - top) for logit in logits]
                 total = sum(weights)
@@ -97,13 +98,18 @@ def sincos(channels, spatial):
 def block(layer, x, core):
     """The block shell of DESIGN §1 written out, with `core(q, k, v, spatial)` over per-head tensors.
 
-    Uses the layer's weights; BN in training mode (batch statistics, biased variance).
+    Uses the layer's weights; BN in training mode (batch statistics, biased variance). Positions P go to the
+    inputs of Wθ and Wφ, or with `pos_encoding_placement="input"` onto x itself (all projections and the
+    residual see x + P); `direction` divides by the norm plus the layer's `direction_eps`.
     """
     batch, channels, *spatial = x.shape
     n = math.prod(spatial)
+    table = sincos(channels, spatial).to(x.dtype) if layer.pos_encoding == "sincos" else None
+    if table is not None and layer.pos_encoding_placement == "input":
+        x, table = x + table.reshape(1, channels, *spatial), None
     flat = x.reshape(batch, channels, n)
     w_theta, w_phi, w_g, w_z = (conv.weight[:, :, 0] for conv in (layer.theta, layer.phi, layer.g, layer.z))
-    shifted = flat + sincos(channels, spatial).to(x.dtype) if layer.pos_encoding == "sincos" else flat
+    shifted = flat if table is None else flat + table
     q = torch.einsum("ec,bcn->ben", w_theta, shifted)
     k = torch.einsum("ec,bcn->ben", w_phi, shifted)
     v = torch.einsum("ec,bcn->ben", w_g, flat)
@@ -117,7 +123,8 @@ def block(layer, x, core):
     if geometry == "magnitude":
         q, k = q.norm(dim=2, keepdim=True), k.norm(dim=2, keepdim=True)
     elif geometry == "direction":
-        q, k = q / (q.norm(dim=2, keepdim=True) + 1e-6), k / (k.norm(dim=2, keepdim=True) + 1e-6)
+        eps = layer.direction_eps
+        q, k = q / (q.norm(dim=2, keepdim=True) + eps), k / (k.norm(dim=2, keepdim=True) + eps)
     a = core(q, k, v, spatial).reshape(batch, heads * d, n)
     y = torch.einsum("ce,ben->bcn", w_z, a)
     mean = y.mean(dim=(0, 2), keepdim=True)

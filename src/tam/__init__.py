@@ -1,6 +1,6 @@
 """tam: the Transposed Attention Module and its baselines, for convolutional networks."""
 
-from tam import functional
+from tam import functional, presets
 from tam.layers import CrissCross, NonLocal, TransposedAttention, create_attention, force_impl
 from tam.models import create_model, insert_attention, list_models, model_info
 
@@ -17,4 +17,5 @@ __all__ = [
     "insert_attention",
     "list_models",
     "model_info",
+    "presets",
 ]

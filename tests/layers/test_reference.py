@@ -1,5 +1,7 @@
 """Every layer against the written-out block shell with the written-out core, on 1-D, 2-D and 3-D inputs."""
 
+import math
+
 import pytest
 import torch
 
@@ -8,6 +10,15 @@ from devices import needs_values
 from layer_cases import CONFIGS, IDS, awake, build, spatial_shapes
 
 pytestmark = needs_values
+
+
+def dot_product_scale(layer, n, d):
+    """s of a `scale` core over n keys of width d, from the options as documented: q·k divided by √(N·d)
+    (d the head width under magnitude geometry with magnitude_scale_width="head"), √N or N."""
+    if layer.geometry == "magnitude" and layer.magnitude_scale_width == "head":
+        d = layer.head_channels
+    divisor = getattr(layer, "scale_divisor", "sqrt_nd")
+    return {"sqrt_nd": 1 / math.sqrt(n * d), "sqrt_n": 1 / math.sqrt(n), "n": 1 / n}[divisor]
 
 
 def reference_core(layer):
@@ -21,9 +32,11 @@ def reference_core(layer):
     if kind in linear_family:
         return linear_family[kind]
     if kind == "TransposedAttention" and layer.normalization == "softmax":
-        return lambda q, k, v, spatial: reference.transposed_softmax(q, k, v)
+        logit_scale = None if layer.scale_softmax_logits else 1.0
+        return lambda q, k, v, spatial: reference.transposed_softmax(q, k, v, logit_scale)
     if kind in ("TransposedAttention", "NonLocal") and layer.normalization == "scale":
-        return lambda q, k, v, spatial: reference.non_local_scale(q, k, v)
+        return lambda q, k, v, spatial: reference.non_local_scale(
+            q, k, v, dot_product_scale(layer, k.shape[-1], k.shape[-2]))
     if kind == "NonLocal":
         return lambda q, k, v, spatial: reference.non_local_softmax(q, k, v, tau=layer.softmax_scale)
     return lambda q, k, v, spatial: reference.criss_cross(*(t.unflatten(-1, spatial) for t in (q, k, v))).flatten(-2)

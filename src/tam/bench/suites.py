@@ -57,6 +57,7 @@ class Case:
     ``attention_blocks`` blocks each, and ``channels``/``side`` describe the image input. ``channels_last``:
     the memory format of the input (and of a network's weights), as ``tam train`` runs by default. ``amp``:
     the dtype of the forward's autocast, ``"none"``, ``"bf16"`` or ``"fp16"``, as ``tam train --amp``.
+    ``preset``: the network's conventions (:mod:`tam.presets`), as ``tam train --preset``.
     """
 
     suite: str
@@ -70,6 +71,7 @@ class Case:
     attention_blocks: tuple[int, ...] | None = None
     channels_last: bool = False
     amp: str = "none"
+    preset: str | None = None
 
     @property
     def embed_channels(self) -> int:
@@ -78,7 +80,8 @@ class Case:
     def label(self) -> str:
         where = self.model or f"{self.channels}ch"
         amp = "" if self.amp == "none" else f" {self.amp}"
-        return f"{self.suite} {self.kind} h{self.heads} {self.side}² b{self.batch} x{self.blocks} {where}{amp}"
+        preset = "" if self.preset is None else f" {self.preset}"
+        return f"{self.suite} {self.kind} h{self.heads} {self.side}² b{self.batch} x{self.blocks} {where}{amp}{preset}"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -81,7 +81,8 @@ def build_workload(case: Case, device: torch.device | str = "cpu") -> Workload:
         if case.kind != "none":
             kind, options = bench_kinds()[case.kind]
             attention = dict(attention=kind, attention_blocks=case.attention_blocks, heads=case.heads, **options)
-        model = create_model(case.model, num_classes=10, **attention).to(device, memory_format=memory_format)
+        model = create_model(case.model, num_classes=10, preset=case.preset, **attention)
+        model = model.to(device, memory_format=memory_format)
         images = torch.randn(case.batch, case.channels, case.side, case.side, device=device)
         images = images.contiguous(memory_format=memory_format)
         labels = torch.randint(0, 10, (case.batch,), device=device)

@@ -18,6 +18,7 @@ def gram_transposed_attention(
     *,
     heads: int,
     normalization: str = "scale",
+    scale: float | None = None,
 ) -> Tensor:
     """``Wz · transposed_attention(Wθ x, Wφ x, Wg x)`` through the Gram matrix ``x xᵀ`` (DESIGN §1).
 
@@ -30,15 +31,25 @@ def gram_transposed_attention(
     its gradient ``Pᵀ dy + (dG + dGᵀ) x / N`` is formed by two products into one buffer, where autograd
     would write one per use and add them in a further pass over ``[B, C, N]``.
 
+    ``scale`` is the factor on ``v kᵀ``, as in :func:`~tam.functional.transposed_map`.
+
     Shape:
         x: ``[B, C, N]``; w_theta, w_phi, w_g: ``[E, C]``; w_z: ``[C, E]`` -> ``[B, C, N]``, in the layout of
         ``x`` (channel-innermost strides when ``x`` has them)
     """
     check_choice("normalization", normalization, NORMALIZATIONS)
-    return _GramForm.apply(x, w_theta, w_phi, w_g, w_z, heads, normalization)
+    return _GramForm.apply(x, w_theta, w_phi, w_g, w_z, heads, normalization, scale)
 
 
-def _fold(x: Tensor, w_theta: Tensor, w_phi: Tensor, w_g: Tensor, w_z: Tensor, heads: int, normalization: str):
+def _pairs_factor(n: int, d: int, normalization: str, scale: float | None) -> float:
+    """What turns ``pairs = v kᵀ / N`` into the scaled map (``scale``) or the softmax logits (``softmax``)."""
+    if scale is not None:
+        return n * scale
+    return (n / d) ** 0.5 if normalization == "scale" else n**0.5
+
+
+def _fold(x: Tensor, w_theta: Tensor, w_phi: Tensor, w_g: Tensor, w_z: Tensor, heads: int, normalization: str,
+          scale: float | None):
     """The block's ``C×C`` map ``P`` and the intermediates its backward reads, in differentiable ops.
 
     Returns ``(gram, wg_gram, weights, mask, folded, p)``: ``G = x xᵀ / N``, ``Wg G``, the within-head
@@ -54,12 +65,15 @@ def _fold(x: Tensor, w_theta: Tensor, w_phi: Tensor, w_g: Tensor, w_z: Tensor, h
     # where per-head products would be h tiny ones (d×d blocks cost as much time as the whole E×E map).
     wg_gram = product_in_layout(w_g, gram, channels_last=False)  # [B, E, C]
     pairs = torch.matmul(wg_gram, w_phi.transpose(0, 1))  # [B, E, E]
+    factor = _pairs_factor(n, d, normalization, scale)
     if normalization == "scale":
-        mask = _scaled_head_mask(embed, d, n, pairs)
+        mask = _same_head(embed, d, pairs.device).to(pairs.dtype) * factor
         m = weights = pairs * mask  # mask and scale in one pass
     else:
         mask = _same_head(embed, d, pairs.device)
-        weights = torch.softmax((pairs * n**0.5).masked_fill(~mask, float("-inf")), dim=-1)
+        # Unscaled logits (factor N) can pass float16's range where the softmax itself is fine.
+        logits = (pairs.float() if pairs.dtype == torch.float16 and scale is not None else pairs) * factor
+        weights = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=-1).to(pairs.dtype)
         m = weights * d**-0.5
     folded = torch.matmul(m, w_theta)  # [B, E, C]: blockdiag(M_h) · Wθ
     p = product_in_layout(w_z, folded, channels_last=False)  # [B, C, C]
@@ -68,30 +82,32 @@ def _fold(x: Tensor, w_theta: Tensor, w_phi: Tensor, w_g: Tensor, w_z: Tensor, h
 
 class _GramForm(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w_theta, w_phi, w_g, w_z, heads: int, normalization: str):
-        gram, wg_gram, weights, mask, folded, p = _fold(x, w_theta, w_phi, w_g, w_z, heads, normalization)
+    def forward(ctx, x, w_theta, w_phi, w_g, w_z, heads: int, normalization: str, scale: float | None):
+        gram, wg_gram, weights, mask, folded, p = _fold(x, w_theta, w_phi, w_g, w_z, heads, normalization, scale)
         ctx.save_for_backward(x, w_theta, w_phi, w_g, w_z, gram, wg_gram, weights, folded, p, mask)
-        ctx.normalization, ctx.heads, ctx.scales = normalization, heads, (x.shape[-1], w_theta.shape[0] // heads)
+        ctx.normalization, ctx.heads, ctx.scale = normalization, heads, scale
+        ctx.scales = (x.shape[-1], w_theta.shape[0] // heads)
         return product_in_layout(p, x, channels_last=is_channels_last(x))
 
     @staticmethod
     def backward(ctx, grad):
         if torch.is_grad_enabled():  # create_graph: second derivatives need every saved intermediate's own graph
-            return (*_recomputed_gradients(ctx, grad), None, None)
+            return (*_recomputed_gradients(ctx, grad), None, None, None)
         *saved, mask = ctx.saved_tensors
         x, w_theta, w_phi, w_g, w_z, gram, wg_gram, weights, folded, p = (
             t if t.dtype == grad.dtype else t.to(grad.dtype) for t in saved
         )
         n, d = ctx.scales
+        factor = _pairs_factor(n, d, ctx.normalization, ctx.scale)
         # Back through y = P x, P = Wz F, F = m Wθ, m = f(pairs), pairs = (Wg G) Wφᵀ, G = x xᵀ / N.
         d_p = torch.matmul(grad, x.transpose(-1, -2))  # [B, C, C]
         d_folded = product_in_layout(w_z.transpose(0, 1), d_p, channels_last=False)  # [B, E, C]
         d_m = torch.matmul(d_folded, w_theta.transpose(0, 1))  # [B, E, E]
         if ctx.normalization == "scale":
             d_pairs = d_m * mask.to(d_m.dtype)
-        else:  # m = softmax(pairs·sqrt(N), within heads) / sqrt(d)
+        else:  # m = softmax(pairs·factor, within heads) / sqrt(d)
             d_weights = d_m * d**-0.5
-            d_pairs = weights * (d_weights - (d_weights * weights).sum(-1, keepdim=True)) * n**0.5
+            d_pairs = weights * (d_weights - (d_weights * weights).sum(-1, keepdim=True)) * factor
         d_wg_gram = torch.matmul(d_pairs, w_phi)  # [B, E, C]
         d_x = None
         if ctx.needs_input_grad[0]:
@@ -114,7 +130,7 @@ class _GramForm(torch.autograd.Function):
         )
         grads = [d_x, *(g().sum(0) if needed else None for g, needed in zip(weight_grads, ctx.needs_input_grad[1:5]))]
         grads = [g if g is None or g.dtype == t.dtype else g.to(t.dtype) for g, t in zip(grads, saved[:5])]
-        return (*grads, None, None)
+        return (*grads, None, None, None)
 
 
 def _recomputed_gradients(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
@@ -126,7 +142,7 @@ def _recomputed_gradients(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
     """
     inputs = ctx.saved_tensors[:5]
     x, weights = inputs[0], inputs[1:]
-    p = _fold(x, *weights, ctx.heads, ctx.normalization)[-1]
+    p = _fold(x, *weights, ctx.heads, ctx.normalization, ctx.scale)[-1]
     y = torch.matmul(p, x)
     wanted = [t for t, needed in zip(inputs, ctx.needs_input_grad[:5]) if needed]
     found = iter(torch.autograd.grad(y, wanted, grad, create_graph=True))
@@ -137,11 +153,6 @@ def _same_head(embed: int, d: int, device: torch.device) -> Tensor:
     """``[E, E]`` bool: whether two embed channels belong to the same head (heads of width ``d``)."""
     head = torch.arange(embed, device=device) // d
     return head.unsqueeze(1) == head.unsqueeze(0)
-
-
-def _scaled_head_mask(embed: int, d: int, n: int, like: Tensor) -> Tensor:
-    """``[E, E]``: ``sqrt(N/d)`` where both embed channels belong to the same head, else 0."""
-    return _same_head(embed, d, like.device).to(like.dtype) * (n / d) ** 0.5
 
 
 def gram_macs(n: int, channels: int, embed: int, heads: int) -> int:

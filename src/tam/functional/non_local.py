@@ -12,8 +12,12 @@ from tam.functional.checks import NORMALIZATIONS, check_choice, check_qkv
 NON_LOCAL_IMPLS = ("auto", "naive", "sdpa")
 
 
-def non_local_map(q: Tensor, k: Tensor, *, normalization: str = "softmax", softmax_scale: float = 1.0) -> Tensor:
+def non_local_map(
+    q: Tensor, k: Tensor, *, normalization: str = "softmax", softmax_scale: float = 1.0, scale: float | None = None
+) -> Tensor:
     """Spatial weights of Non-local attention, ``w[i, j]`` for query position ``i`` and key position ``j``.
+
+    ``scale`` is the factor ``s`` of ``normalization="scale"`` (default ``1/sqrt(Nk·d)``).
 
     Shape:
         q: ``[B, h, d, Nq]``, k: ``[B, h, d, Nk]`` -> ``[B, h, Nq, Nk]``
@@ -22,7 +26,7 @@ def non_local_map(q: Tensor, k: Tensor, *, normalization: str = "softmax", softm
     logits = torch.matmul(q.transpose(-1, -2), k)
     if normalization == "softmax":
         return torch.softmax(logits * softmax_scale, dim=-1)
-    return logits * (k.shape[-1] * k.shape[-2]) ** -0.5
+    return logits * ((k.shape[-1] * k.shape[-2]) ** -0.5 if scale is None else scale)
 
 
 def non_local_attention(
@@ -32,6 +36,7 @@ def non_local_attention(
     *,
     normalization: str = "softmax",
     softmax_scale: float = 1.0,
+    scale: float | None = None,
     impl: str = "auto",
 ) -> Tensor:
     """Non-local attention, ``a_i = Σ_j w(q_i, k_j) v_j`` over all key positions ``j``.
@@ -40,6 +45,8 @@ def non_local_attention(
         normalization: ``"softmax"`` (embedded Gaussian, ``w = softmax_j(τ q_i·k_j)``) or ``"scale"``
             (dot product, ``w = s·q_i·k_j``).
         softmax_scale: τ, the logit scale of ``softmax`` (1.0 as in the Non-local paper).
+        scale: ``s`` of ``scale``: ``1/sqrt(Nk·d)`` by default (variance-preserving); Wang et al.'s dot product
+            divides by the number of positions, ``1/Nk``.
         impl: ``"naive"`` materialises the ``[Nq, Nk]`` map; ``"sdpa"`` calls the fused
             ``scaled_dot_product_attention`` (``softmax`` only); ``"auto"`` takes ``sdpa`` for ``softmax``
             when ``q`` and ``v`` have the same width, else ``naive``. PyTorch's fused CPU kernel has no double
@@ -64,5 +71,5 @@ def non_local_attention(
             scale=softmax_scale,
         )
         return out.transpose(-1, -2)
-    w = non_local_map(q, k, normalization=normalization, softmax_scale=softmax_scale)
+    w = non_local_map(q, k, normalization=normalization, softmax_scale=softmax_scale, scale=scale)
     return torch.matmul(v, w.transpose(-1, -2))

@@ -38,8 +38,10 @@ class CrissCross(AttentionBlock):
         self.recurrence = check_int("recurrence", recurrence, 1)
 
     def forward(self, x: Tensor) -> Tensor:
+        spatial = self._check_input(x)
+        x = self._input_positions(x, spatial)  # once: the passes are one block
         for _ in range(self.recurrence):
-            x = super().forward(x)
+            x = self._step(x, spatial)
         return x
 
     def block_macs(self, spatial: tuple[int, ...]) -> int:

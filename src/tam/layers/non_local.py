@@ -11,6 +11,7 @@ from tam.functional import NON_LOCAL_IMPLS, NORMALIZATIONS, check_choice, non_lo
 from tam.layers.shell import AttentionBlock, check_positive
 
 _MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+SCALE_DIVISORS = ("sqrt_nd", "sqrt_n", "n")
 
 
 class NonLocal(AttentionBlock):
@@ -20,10 +21,13 @@ class NonLocal(AttentionBlock):
         channels: input and output channels.
         normalization: ``"softmax"`` (embedded Gaussian) | ``"scale"`` (dot product, ``s = 1/sqrt(N·d)``).
         softmax_scale: τ, the logit scale of ``softmax``.
+        scale_divisor: what ``scale`` divides ``q·k`` by: ``"sqrt_nd"`` (``√(N·d)``, variance-preserving: the
+            same function as :class:`TransposedAttention`) | ``"sqrt_n"`` (``√N``, as the thesis code) |
+            ``"n"`` (``N``, Wang et al.'s dot product). ``N`` counts the key positions.
         subsample: max-pool keys and values by 2 on every spatial axis (as in the paper); every side must be ≥ 2.
         impl: ``"naive"`` (materialises the N×N map) | ``"sdpa"`` (fused kernel; softmax only) | ``"auto"``.
-        **shell: ``heads``, ``embed_channels``, ``geometry``, ``pos_encoding``, ``init``, ``init_std``,
-            ``device``, ``dtype``.
+        **shell: ``heads``, ``embed_channels``, ``geometry``, ``pos_encoding``, ``pos_encoding_placement``,
+            ``direction_eps``, ``magnitude_scale_width``, ``init``, ``init_std``, ``device``, ``dtype``.
 
     Shape:
         x: ``[B, C, *S]`` (1 to 3 spatial dims) -> same shape.
@@ -40,6 +44,7 @@ class NonLocal(AttentionBlock):
         *,
         normalization: str = "softmax",
         softmax_scale: float = 1.0,
+        scale_divisor: str = "sqrt_nd",
         subsample: bool = False,
         impl: str = "auto",
         **shell,
@@ -47,12 +52,14 @@ class NonLocal(AttentionBlock):
         super().__init__(channels, **shell)
         check_choice("normalization", normalization, NORMALIZATIONS)
         check_choice("impl", impl, NON_LOCAL_IMPLS)
+        check_choice("scale_divisor", scale_divisor, SCALE_DIVISORS)
         if impl == "sdpa" and normalization != "softmax":
             raise ValueError(f"impl='sdpa' computes normalization='softmax' only, got normalization={normalization!r}")
         if not isinstance(subsample, bool):
             raise TypeError(f"subsample must be a bool, got {type(subsample).__name__} {subsample!r}")
         self.normalization = normalization
         self.softmax_scale = check_positive("softmax_scale", softmax_scale)
+        self.scale_divisor = scale_divisor
         self.subsample = subsample
         self.impl = impl
 
@@ -75,18 +82,28 @@ class NonLocal(AttentionBlock):
         keys = math.prod((side + 1) // 2 for side in spatial) if self.subsample else n
         return 2 * n * keys * self.embed_channels
 
+    def _scale(self, n: int) -> float | None:
+        """``s`` of ``scale`` for ``n`` keys where an option departs from the core's default, else ``None``."""
+        if self.scale_divisor == "sqrt_n":
+            return n**-0.5
+        if self.scale_divisor == "n":
+            return 1 / n
+        return self._magnitude_head_scale(n)
+
     def _core(self, q: Tensor, k: Tensor, v: Tensor, spatial: tuple[int, ...]) -> Tensor:
         return non_local_attention(
-            q, k, v, normalization=self.normalization, softmax_scale=self.softmax_scale, impl=self.impl
+            q, k, v, normalization=self.normalization, softmax_scale=self.softmax_scale,
+            scale=self._scale(k.shape[-1]), impl=self.impl,
         )
 
     def _spatial_map(self, q: Tensor, k: Tensor, spatial: tuple[int, ...], queries: Tensor) -> Tensor:
         return non_local_map(
-            q[..., queries], k, normalization=self.normalization, softmax_scale=self.softmax_scale
+            q[..., queries], k, normalization=self.normalization, softmax_scale=self.softmax_scale,
+            scale=self._scale(k.shape[-1]),
         )
 
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, normalization={self.normalization!r}, softmax_scale={self.softmax_scale}, "
-            f"subsample={self.subsample}, impl={self.impl!r}"
+            f"scale_divisor={self.scale_divisor!r}, subsample={self.subsample}, impl={self.impl!r}"
         )

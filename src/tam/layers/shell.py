@@ -1,6 +1,7 @@
 """The block shell every attention kind shares, so that comparisons between kinds are fair.
 
-    q = Wθ (x + P),  k = Wφ (x + P),  v = Wg x      1×1 projections C→E, no bias (P: optional positions)
+    q = Wθ (x + P),  k = Wφ (x + P),  v = Wg x      1×1 projections C→E, no bias (P: optional positions;
+                                                     on the input instead, x ← x + P feeds all and the residual)
     q, k, v -> [B, h, d, N]                         h heads of width d = E/h
     a = core(q, k, v)                                the only thing a subclass changes
     y = x + BN(Wz a)                                 BN γ = β = 0 at init: the block starts as the identity
@@ -29,6 +30,8 @@ from tam.layers.pos_encoding import SinCosPositions
 
 INITS = ("normal", "he")
 POS_ENCODINGS = (None, "sincos")
+POS_ENCODING_PLACEMENTS = ("query_key", "input")
+MAGNITUDE_SCALE_WIDTHS = ("norm", "head")
 
 
 def check_int(name: str, value: object, minimum: int) -> int:
@@ -38,6 +41,15 @@ def check_int(name: str, value: object, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be ≥ {minimum}, got {value}")
     return int(value)
+
+
+def check_non_negative(name: str, value: object) -> float:
+    """Return ``value`` as a float if it is a finite real number ≥ 0; else raise naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a non-negative number, got {type(value).__name__} {value!r}")
+    if not 0 <= float(value) < float("inf"):
+        raise ValueError(f"{name} must be a non-negative finite number, got {value}")
+    return float(value)
 
 
 def check_positive(name: str, value: object) -> float:
@@ -60,7 +72,15 @@ class AttentionBlock(nn.Module, abc.ABC):
         heads: number of heads ``h``; must divide ``embed_channels``.
         embed_channels: width ``E`` of q, k, v (default ``C // 2``, at least 1).
         geometry: ``"full"`` | ``"magnitude"`` | ``"direction"``: which factor of ``q·k`` the core sees.
-        pos_encoding: ``None`` | ``"sincos"``: fixed positions added to the inputs of Wθ and Wφ only.
+        pos_encoding: ``None`` | ``"sincos"``: fixed positions P.
+        pos_encoding_placement: where P is added: ``"query_key"`` (the inputs of Wθ and Wφ only; the block
+            stays an identity at init) | ``"input"`` (the block's input, so q, k, v and the residual all see
+            it, as the thesis code does; a stack made by :func:`~tam.layers.create_attention` adds it once).
+        direction_eps: ``geometry="direction"`` divides by ``‖t‖ + direction_eps`` (0: by ``‖t‖``; a zero
+            vector then gives NaN).
+        magnitude_scale_width: the width ``d`` in a core's scale ``1/√(N·d)`` under ``geometry="magnitude"``:
+            ``"norm"`` (1, the width of the norms the core sees) | ``"head"`` (the head width before the norm,
+            as the thesis code's TAM). Other geometries always use the head width.
         init: ``"normal"`` (N(0, init_std), as in the Non-local paper) | ``"he"`` (Kaiming fan-out).
         init_std: standard deviation of the ``"normal"`` init.
         device, dtype: where and in which dtype the parameters and buffers are created (PyTorch's factory
@@ -84,6 +104,9 @@ class AttentionBlock(nn.Module, abc.ABC):
         embed_channels: int | None = None,
         geometry: str = "full",
         pos_encoding: str | None = None,
+        pos_encoding_placement: str = "query_key",
+        direction_eps: float = 1e-6,
+        magnitude_scale_width: str = "norm",
         init: str = "normal",
         init_std: float = 0.01,
         device: torch.device | str | None = None,
@@ -102,6 +125,8 @@ class AttentionBlock(nn.Module, abc.ABC):
             raise ValueError(f"heads={self.heads} must divide {source}; choose heads among its divisors")
         check_choice("geometry", geometry, GEOMETRIES)
         check_choice("pos_encoding", pos_encoding, POS_ENCODINGS)
+        check_choice("pos_encoding_placement", pos_encoding_placement, POS_ENCODING_PLACEMENTS)
+        check_choice("magnitude_scale_width", magnitude_scale_width, MAGNITUDE_SCALE_WIDTHS)
         check_choice("init", init, INITS)
         self.head_channels = self.embed_channels // self.heads
         if geometry == "direction" and self.head_channels == 1:
@@ -111,6 +136,9 @@ class AttentionBlock(nn.Module, abc.ABC):
             )
         self.geometry = geometry
         self.pos_encoding = pos_encoding
+        self.pos_encoding_placement = pos_encoding_placement
+        self.direction_eps = check_non_negative("direction_eps", direction_eps)
+        self.magnitude_scale_width = magnitude_scale_width
         self.init = init
         self.init_std = check_positive("init_std", init_std)
 
@@ -135,7 +163,17 @@ class AttentionBlock(nn.Module, abc.ABC):
 
     def forward(self, x: Tensor) -> Tensor:
         spatial = self._check_input(x)
+        return self._step(self._input_positions(x, spatial), spatial)
+
+    def _step(self, x: Tensor, spatial: tuple[int, ...]) -> Tensor:
+        """``x + BN(Wz a)``: the block after any positions on its input."""
         return x + self.bn(self._mix(x, spatial).reshape(x.shape))
+
+    def _input_positions(self, x: Tensor, spatial: tuple[int, ...]) -> Tensor:
+        """``x + P`` with ``pos_encoding_placement="input"``, else ``x``. Shape: ``[B, C, *S]``, kept."""
+        if self.positions is None or self.pos_encoding_placement != "input":
+            return x
+        return x + self.positions(spatial, x.dtype, x.device).view(1, self.channels, *spatial)
 
     def _mix(self, x: Tensor, spatial: tuple[int, ...]) -> Tensor:
         """``Wz a``, the block's output before BN and the residual.
@@ -154,7 +192,7 @@ class AttentionBlock(nn.Module, abc.ABC):
             x: ``[B, C, *S]``, queries: ``[Q]`` or ``None`` (all N) -> ``[B, h, Q, N_keys]``
         """
         spatial = self._check_input(x)
-        q, k, _ = self._project(x, spatial)
+        q, k, _ = self._project(self._input_positions(x, spatial), spatial)
         return self._spatial_map(q, k, spatial, self._check_queries(queries, q.shape[-1], x.device))
 
     def block_macs(self, spatial: tuple[int, ...]) -> int:
@@ -177,15 +215,23 @@ class AttentionBlock(nn.Module, abc.ABC):
             weight = weight.transpose(0, 1)
         qkv = weight_matmul(weight.reshape(-1, self.channels), x.flatten(2))
         q, k, v = qkv.unflatten(1, rows).unbind(2 if self.head_major else 1)
-        if self.positions is not None:
+        if self.positions is not None and self.pos_encoding_placement == "query_key":
             table = self.positions(spatial, x.dtype, x.device)  # [C, N]
             q = q + torch.matmul(self.theta.weight.flatten(1), table).view(self.heads, self.head_channels, -1)
             k = k + torch.matmul(self.phi.weight.flatten(1), table).view(self.heads, self.head_channels, -1)
         k, v = self._subsample(k, v, batch, spatial)
-        return apply_geometry(q, self.geometry), apply_geometry(k, self.geometry), v
+        q, k = (apply_geometry(t, self.geometry, eps=self.direction_eps) for t in (q, k))
+        return q, k, v
 
     def _subsample(self, k: Tensor, v: Tensor, batch: int, spatial: tuple[int, ...]) -> tuple[Tensor, Tensor]:
         return k, v
+
+    def _magnitude_head_scale(self, n: int) -> float | None:
+        """``1/√(N·d)`` with the head width ``d`` under ``geometry="magnitude"`` and
+        ``magnitude_scale_width="head"``; else ``None`` (the core's default, with the width it sees)."""
+        if self.geometry == "magnitude" and self.magnitude_scale_width == "head":
+            return (n * self.head_channels) ** -0.5
+        return None
 
     def _check_input(self, x: Tensor) -> tuple[int, ...]:
         name = type(self).__name__
@@ -229,5 +275,7 @@ class AttentionBlock(nn.Module, abc.ABC):
     def extra_repr(self) -> str:
         return (
             f"channels={self.channels}, heads={self.heads}, embed_channels={self.embed_channels}, "
-            f"geometry={self.geometry!r}, pos_encoding={self.pos_encoding!r}"
+            f"geometry={self.geometry!r}, pos_encoding={self.pos_encoding!r}, "
+            f"pos_encoding_placement={self.pos_encoding_placement!r}, direction_eps={self.direction_eps}, "
+            f"magnitude_scale_width={self.magnitude_scale_width!r}"
         )

@@ -52,16 +52,24 @@ class GramForms(FormDispatch):
 
     def _set_impl(self, impl: str) -> None:
         check_choice("impl", impl, IMPLS)
-        self.gram_applies = self.geometry == "full" and self.pos_encoding is None
+        # Positions on the block's input change the input, not the block: the Gram form still applies.
+        self.gram_applies = self.geometry == "full" and (
+            self.pos_encoding is None or self.pos_encoding_placement == "input"
+        )
         if impl == "gram" and not self.gram_applies:
-            raise ValueError("impl='gram' needs geometry='full' and pos_encoding=None; use impl='auto'")
+            raise ValueError(
+                "impl='gram' needs geometry='full' and pos_encoding=None (or pos_encoding_placement='input'); "
+                "use impl='auto'"
+            )
         self.impl = impl
 
     def form_costs(self, spatial: tuple[int, ...]) -> dict[str, FormCost]:
         return form_costs(math.prod(spatial), self.channels, self.embed_channels, self.heads, gram=self.gram_macs)
 
     def unavailable_forms(self) -> dict[str, str]:
-        return {} if self.gram_applies else {"gram": "the Gram form needs geometry='full' and pos_encoding=None"}
+        return {} if self.gram_applies else {
+            "gram": "the Gram form needs geometry='full' and pos_encoding=None (or pos_encoding_placement='input')"
+        }
 
 
 class TransposedAttention(GramForms, AttentionBlock):
@@ -80,9 +88,11 @@ class TransposedAttention(GramForms, AttentionBlock):
     Args:
         channels: input and output channels.
         normalization: ``"scale"`` | ``"softmax"``.
+        scale_softmax_logits: with ``"softmax"``, divide the logits ``v kᵀ`` by ``√N`` (``False``: leave them
+            unscaled, as the thesis code does).
         impl: ``"auto"`` | ``"transposed"`` | ``"gram"``.
-        **shell: ``heads``, ``embed_channels``, ``geometry``, ``pos_encoding``, ``init``, ``init_std``,
-            ``device``, ``dtype``
+        **shell: ``heads``, ``embed_channels``, ``geometry``, ``pos_encoding``, ``pos_encoding_placement``,
+            ``direction_eps``, ``magnitude_scale_width``, ``init``, ``init_std``, ``device``, ``dtype``
             (see :class:`~tam.layers.shell.AttentionBlock`).
 
     Shape:
@@ -94,9 +104,20 @@ class TransposedAttention(GramForms, AttentionBlock):
         torch.Size([2, 64, 16, 16])
     """
 
-    def __init__(self, channels: int, *, normalization: str = "scale", impl: str = "auto", **shell):
+    def __init__(
+        self,
+        channels: int,
+        *,
+        normalization: str = "scale",
+        scale_softmax_logits: bool = True,
+        impl: str = "auto",
+        **shell,
+    ):
         super().__init__(channels, **shell)
         check_choice("normalization", normalization, NORMALIZATIONS)
+        if not isinstance(scale_softmax_logits, bool):
+            raise TypeError(f"scale_softmax_logits must be a bool, got {type(scale_softmax_logits).__name__}")
+        self.scale_softmax_logits = scale_softmax_logits
         self._set_impl(impl)
         if normalization == "softmax" and (self.head_channels == 1 or self.geometry == "magnitude"):
             raise ValueError(
@@ -110,23 +131,34 @@ class TransposedAttention(GramForms, AttentionBlock):
         if self._dispatch(x, spatial) != "gram":
             return super()._mix(x, spatial)
         weights = (conv.weight.flatten(1) for conv in (self.theta, self.phi, self.g, self.z))
-        return gram_transposed_attention(x.flatten(2), *weights, heads=self.heads, normalization=self.normalization)
+        return gram_transposed_attention(
+            x.flatten(2), *weights, heads=self.heads, normalization=self.normalization, scale=self._scale(x.shape[-1])
+        )
+
+    def _scale(self, n: int) -> float | None:
+        """The factor on ``v kᵀ`` where an option departs from the core's default, else ``None``."""
+        if self.normalization == "softmax":
+            return None if self.scale_softmax_logits else 1.0
+        return self._magnitude_head_scale(n)
 
     def _core(self, q: Tensor, k: Tensor, v: Tensor, spatial: tuple[int, ...]) -> Tensor:
-        return transposed_attention(q, k, v, normalization=self.normalization)
+        return transposed_attention(q, k, v, normalization=self.normalization, scale=self._scale(k.shape[-1]))
 
     def _spatial_map(self, q: Tensor, k: Tensor, spatial: tuple[int, ...], queries: Tensor) -> Tensor:
         if self.normalization != "scale":
             raise ValueError(
                 "implied spatial weights exist only for normalization='scale'; for 'softmax' use transposed_map(x)"
             )
-        return non_local_map(q[..., queries], k, normalization="scale")
+        return non_local_map(q[..., queries], k, normalization="scale", scale=self._scale(k.shape[-1]))
 
     def transposed_map(self, x: Tensor) -> Tensor:
         """The ``d×d`` map ``M`` of every head. Shape: x ``[B, C, *S]`` -> ``[B, h, d, d]``."""
         spatial = self._check_input(x)
-        _, k, v = self._project(x, spatial)
-        return transposed_map(k, v, normalization=self.normalization)
+        _, k, v = self._project(self._input_positions(x, spatial), spatial)
+        return transposed_map(k, v, normalization=self.normalization, scale=self._scale(k.shape[-1]))
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, normalization={self.normalization!r}, impl={self.impl!r}"
+        return (
+            f"{super().extra_repr()}, normalization={self.normalization!r}, "
+            f"scale_softmax_logits={self.scale_softmax_logits}, impl={self.impl!r}"
+        )

@@ -7,6 +7,7 @@ import fnmatch
 
 from tam.errors import UserError, check_range
 from tam.layers.registry import attention_kinds
+from tam.presets import describe_presets
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="attention blocks per stage, e.g. 0,1,1 (default with --attention: one in every stage but the first)",
     )
     parser.add_argument("--heads", type=int, help="attention heads (default: 1)")
+    parser.add_argument("--preset", help=f"build the models with a published implementation's conventions (and "
+                                         f"widths): {describe_presets()}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
         info = model_info(name)
         try:
             model = create_model(
-                name, num_classes=args.num_classes, attention=args.attention, attention_blocks=blocks, **options
+                name, num_classes=args.num_classes, attention=args.attention, attention_blocks=blocks,
+                preset=args.preset, **options,
             )
         except (TypeError, ValueError) as error:
             raise UserError(f"{name}: {error}") from error

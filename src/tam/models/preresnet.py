@@ -10,7 +10,10 @@ from torch import Tensor, nn
 from tam.layers import attention_kinds, create_attention
 from tam.layers.shell import check_int
 from tam.models.registry import register_model
-from tam.models.units import PreActBasic, PreActBottleneck
+from tam.models.units import PreActBasic, PreActBottleneck, check_shortcut_input
+
+
+CLASSIFIER_INITS = ("pytorch", "kaiming")
 
 
 def _init_backbone(module: nn.Module) -> None:
@@ -22,6 +25,14 @@ def _init_backbone(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
     elif isinstance(module, nn.Linear):
         nn.init.zeros_(module.bias)
+
+
+def _init_classifier(fc: nn.Linear, classifier_init: str) -> None:
+    """``"kaiming"``: Kaiming fan-out normal weights like the convolutions, and nn.Linear's own bias init, as the
+    thesis code has it; ``"pytorch"`` keeps nn.Linear's weight init (the bias is zeroed by :func:`_init_backbone`)."""
+    if classifier_init == "kaiming":
+        fc.reset_parameters()  # nn.Linear's own bias draw
+        nn.init.kaiming_normal_(fc.weight, mode="fan_out", nonlinearity="relu")
 
 
 class PreResNet(nn.Module):
@@ -40,6 +51,10 @@ class PreResNet(nn.Module):
         num_classes: size of the classifier.
         in_chans: input channels.
         drop_rate: dropout inside each unit (Wide ResNet); off by default.
+        shortcut_input: what the projection shortcuts read: ``"preactivated"`` (``relu(bn1(x))``, He et al.) |
+            ``"raw"`` (the unit's input ``x``, as the thesis code's PreResNets).
+        classifier_init: ``"pytorch"`` (nn.Linear's weight init, zero bias) | ``"kaiming"`` (Kaiming fan-out
+            normal weight, nn.Linear's bias init, as the thesis code).
         attention: ``None`` / ``"none"``, or a kind of :func:`tam.create_attention` (``"tam"``, ``"nl"``, ``"cc"``, ...).
         attention_blocks: attention blocks per stage, one non-negative int per stage; defaults to one
             block in every stage but the first.
@@ -65,6 +80,8 @@ class PreResNet(nn.Module):
         num_classes: int = 10,
         in_chans: int = 3,
         drop_rate: float = 0.0,
+        shortcut_input: str = "preactivated",
+        classifier_init: str = "pytorch",
         attention: str | None = None,
         attention_blocks: Sequence[int] | None = None,
         **attention_options,
@@ -75,6 +92,9 @@ class PreResNet(nn.Module):
         check_int("in_chans", in_chans, 1)
         if not 0 <= drop_rate < 1:
             raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate!r}")
+        check_shortcut_input(shortcut_input)
+        if classifier_init not in CLASSIFIER_INITS:
+            raise ValueError(f"classifier_init must be one of {CLASSIFIER_INITS}, got {classifier_init!r}")
         self.attention = attention
         self.attention_blocks = attention_blocks
 
@@ -84,7 +104,8 @@ class PreResNet(nn.Module):
         for i, (depth, width) in enumerate(zip(depths, widths)):
             units = []
             for j in range(depth):
-                units.append(unit(channels, width, stride=2 if i > 0 and j == 0 else 1, drop_rate=drop_rate))
+                stride = 2 if i > 0 and j == 0 else 1
+                units.append(unit(channels, width, stride=stride, drop_rate=drop_rate, shortcut_input=shortcut_input))
                 channels = width * unit.expansion
             stages.append(nn.Sequential(*units))
         self.stages = nn.ModuleList(stages)
@@ -92,6 +113,7 @@ class PreResNet(nn.Module):
         self.num_features = channels
         self.fc = nn.Linear(channels, num_classes)
         self.apply(_init_backbone)
+        _init_classifier(self.fc, classifier_init)
 
         # Added after the backbone init: attention blocks keep their own (identity) init.
         for stage, blocks in zip(self.stages, attention_blocks):
@@ -123,7 +145,8 @@ def _check_attention(num_stages, attention, attention_blocks, attention_options)
         if attention_options:
             raise ValueError(
                 f"unexpected options {sorted(attention_options)}: backbone options are num_classes, in_chans, "
-                f"drop_rate; attention options (heads, embed_channels, ...) need an attention kind, one of {attention_kinds()}"
+                "drop_rate, shortcut_input, classifier_init; attention options (heads, embed_channels, ...) need "
+                f"an attention kind, one of {attention_kinds()}"
             )
         if attention_blocks is not None and any(attention_blocks):
             raise ValueError(

@@ -12,6 +12,8 @@ from typing import Callable
 
 from torch import nn
 
+from tam.presets import apply_preset
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -82,6 +84,7 @@ def create_model(
     num_classes: int | None = None,
     attention: str | None = None,
     attention_blocks: tuple[int, ...] | None = None,
+    preset: str | None = None,
     **kwargs,
 ) -> nn.Module:
     """Build a registered model by name, optionally with attention blocks.
@@ -93,8 +96,11 @@ def create_model(
             :func:`tam.create_attention`: ``"tam"``, ``"nl"`` or ``"cc"``.
         attention_blocks: stacked attention blocks per stage, placed before the last residual unit of
             that stage, e.g. ``(0, 1, 1)``; defaults to one block in every stage but the first.
-        **kwargs: backbone options (``in_chans``, ``drop_rate``) and attention options (``heads``,
-            ``embed_channels``, ``normalization``, ...; see :func:`tam.create_attention`).
+        preset: a name from :data:`tam.presets.PRESETS` (e.g. ``"icip2022"``, the thesis code exactly), which
+            sets backbone and attention conventions; an option given here that contradicts it is refused.
+        **kwargs: backbone options (``in_chans``, ``drop_rate``, ``shortcut_input``, ``classifier_init``) and
+            attention options (``heads``, ``embed_channels`` or ``embed_ratio``, ``normalization``, ...; see
+            :func:`tam.create_attention`).
 
     Example:
         >>> model = create_model("preresnet56", num_classes=100, attention="tam", attention_blocks=(0, 1, 1), heads=4)
@@ -104,4 +110,8 @@ def create_model(
     info = model_info(name)
     if num_classes is None:
         num_classes = info.num_classes
+    if preset is not None:
+        kwargs = apply_preset(preset, kwargs, model=name)
+        if attention not in (None, "none"):
+            kwargs["preset"] = preset  # the attention options, resolved by create_attention for the kind
     return _builders[name](num_classes=num_classes, attention=attention, attention_blocks=attention_blocks, **kwargs)

@@ -30,6 +30,7 @@ class AttentionSite:
         channels: channels of the blocks.
         heads: heads of the blocks.
         spatial: spatial size of the input at the model's input size, e.g. ``(16, 16)``.
+        embed: embed width ``E`` of the blocks (shown when it is not the default ``C // 2``).
     """
 
     name: str
@@ -38,10 +39,12 @@ class AttentionSite:
     channels: int
     heads: int
     spatial: tuple[int, ...]
+    embed: int
 
     def __str__(self) -> str:
         spatial = "×".join(map(str, self.spatial))
-        return f"{self.name}: {self.blocks}×{self.kind} (C={self.channels}, h={self.heads}) @ {spatial}"
+        embed = "" if self.embed == max(self.channels // 2, 1) else f", E={self.embed}"
+        return f"{self.name}: {self.blocks}×{self.kind} (C={self.channels}{embed}, h={self.heads}) @ {spatial}"
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ def summarize(model: nn.Module, input_size: tuple[int, ...]) -> ModelSummary:
         flops=counter.get_total_flops(),
         input_size=tuple(input_size),
         sites=tuple(
-            AttentionSite(name, kind_of(b[0]), len(b), b[0].channels, b[0].heads, spatial[name])
+            AttentionSite(name, kind_of(b[0]), len(b), b[0].channels, b[0].heads, spatial[name], b[0].embed_channels)
             for name, b in sites.items()
         ),
     )

@@ -1,13 +1,31 @@
 """Pre-activation residual units (He et al., "Identity Mappings in Deep Residual Networks", 2016).
 
 Each unit is ``x + F(x)`` with ``F`` = (BN → ReLU → conv) repeated. When the shape changes, the shortcut is a
-1×1 convolution applied to the pre-activated input, as in the paper and in the Wide ResNet code.
+1×1 convolution. By default it reads the pre-activated input ``relu(bn1(x))``, as in the paper and in the Wide
+ResNet code; ``shortcut_input="raw"`` gives it the unit's input ``x`` itself, as the CIFAR and Tiny-ImageNet
+PreResNets of the thesis code do.
 """
 
 from __future__ import annotations
 
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+SHORTCUT_INPUTS = ("preactivated", "raw")
+
+
+def check_shortcut_input(value: object) -> str:
+    """Return ``value`` if it is one of :data:`SHORTCUT_INPUTS`; else raise naming ``shortcut_input``."""
+    if value not in SHORTCUT_INPUTS:
+        raise ValueError(f"shortcut_input must be one of {SHORTCUT_INPUTS}, got {value!r}")
+    return value
+
+
+def _shortcut(unit: nn.Module, x: Tensor, preactivated: Tensor) -> Tensor:
+    """The unit's shortcut: ``x`` itself, or its projection of ``x`` or of ``relu(bn1(x))``."""
+    if unit.shortcut is None:
+        return x
+    return unit.shortcut(preactivated if unit.shortcut_input == "preactivated" else x)
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Conv2d:
@@ -22,6 +40,7 @@ class PreActBasic(nn.Module):
         width: channels of both convolutions; the output has ``width * expansion = width`` channels.
         stride: stride of the first convolution (and of the shortcut).
         drop_rate: dropout probability between the two convolutions.
+        shortcut_input: what a projection shortcut reads: ``"preactivated"`` (``relu(bn1(x))``) | ``"raw"`` (``x``).
 
     Shape:
         ``[B, in_channels, H, W]`` -> ``[B, width, H/stride, W/stride]``
@@ -33,8 +52,16 @@ class PreActBasic(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_channels: int, width: int, stride: int = 1, drop_rate: float = 0.0):
+    def __init__(
+        self,
+        in_channels: int,
+        width: int,
+        stride: int = 1,
+        drop_rate: float = 0.0,
+        shortcut_input: str = "preactivated",
+    ):
         super().__init__()
+        self.shortcut_input = check_shortcut_input(shortcut_input)
         self.norm1 = nn.BatchNorm2d(in_channels)
         self.conv1 = _conv(in_channels, width, 3, stride)
         self.norm2 = nn.BatchNorm2d(width)
@@ -44,7 +71,7 @@ class PreActBasic(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(self.norm1(x))
-        shortcut = x if self.shortcut is None else self.shortcut(out)
+        shortcut = _shortcut(self, x, out)
         out = self.conv1(out)
         out = self.conv2(self.drop(F.relu(self.norm2(out))))
         return out + shortcut
@@ -58,6 +85,7 @@ class PreActBottleneck(nn.Module):
         width: channels of the inner convolutions; the output has ``4 * width`` channels.
         stride: stride of the 3×3 convolution (and of the shortcut).
         drop_rate: dropout probability before the last convolution.
+        shortcut_input: what a projection shortcut reads: ``"preactivated"`` (``relu(bn1(x))``) | ``"raw"`` (``x``).
 
     Shape:
         ``[B, in_channels, H, W]`` -> ``[B, 4 * width, H/stride, W/stride]``
@@ -69,8 +97,16 @@ class PreActBottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, in_channels: int, width: int, stride: int = 1, drop_rate: float = 0.0):
+    def __init__(
+        self,
+        in_channels: int,
+        width: int,
+        stride: int = 1,
+        drop_rate: float = 0.0,
+        shortcut_input: str = "preactivated",
+    ):
         super().__init__()
+        self.shortcut_input = check_shortcut_input(shortcut_input)
         out_channels = width * self.expansion
         self.norm1 = nn.BatchNorm2d(in_channels)
         self.conv1 = _conv(in_channels, width, 1)
@@ -85,7 +121,7 @@ class PreActBottleneck(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(self.norm1(x))
-        shortcut = x if self.shortcut is None else self.shortcut(out)
+        shortcut = _shortcut(self, x, out)
         out = self.conv1(out)
         out = self.conv2(F.relu(self.norm2(out)))
         out = self.conv3(self.drop(F.relu(self.norm3(out))))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tam.errors import UserError, check_range
+from tam.presets import describe_presets
 from tam.runfolder import RunFolder
 
 
@@ -16,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="experiment folder (default: runs/reproduce/<experiment>-<budget>)")
     parser.add_argument("--data", help="dataset source or cache (default: the experiment's)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    parser.add_argument("--preset", help=f"build every cell with a published implementation's conventions: "
+                                         f"{describe_presets()}")
     parser.add_argument("--resume", action="store_true", help="continue an experiment folder: skip finished "
                                                               "runs, resume interrupted ones")
     parser.add_argument("--overwrite", action="store_true",
@@ -33,12 +36,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from tam.presets import PRESETS
     from tam.reproduce.experiment import load_experiment
     from tam.reproduce.pipeline import reproduce
 
     experiment = load_experiment(args.experiment)
     experiment.budget(args.budget)  # an unknown budget is refused before it names a folder
-    out = Path(args.out or f"runs/reproduce/{experiment.name}-{args.budget}")
+    if args.preset is not None and args.preset not in PRESETS:
+        raise UserError(f"--preset: {args.preset!r} is not one of {', '.join(PRESETS)}")
+    if args.preset is not None and experiment.bench is not None:
+        raise UserError(f"--preset builds training cells; experiment {experiment.name} measures bench suites")
+    preset = "" if args.preset is None else f"-{args.preset}"
+    out = Path(args.out or f"runs/reproduce/{experiment.name}{preset}-{args.budget}")
     if args.seeds is not None:
         check_range("--seeds", args.seeds, low=1, integer=True)
     reuse = tuple(Path(folder) for folder in args.reuse)
@@ -55,6 +64,6 @@ def run(args: argparse.Namespace) -> int:
                             "or choose another --out")
         readme = reproduce(experiment, args.budget, out, seeds=args.seeds, data=args.data, device=args.device,
                            reuse=reuse, train=not args.table_only,
-                           baseline=Path(args.baseline) if args.baseline else None)
+                           baseline=Path(args.baseline) if args.baseline else None, preset=args.preset)
     print(f"table: {readme}")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tam.errors import UserError
 from tam.files import write_text_atomic
 from tam.reproduce.experiment import Experiment
 from tam.reproduce.runner import (
@@ -20,7 +21,8 @@ from tam.reproduce.table import collect, markdown
 
 def reproduce(experiment: Experiment, budget: str, out: Path, *, seeds: int | None = None,
               data: str | None = None, device: str = "auto", reuse: tuple[Path, ...] = (),
-              train: bool = True, baseline: Path | None = None) -> Path:
+              train: bool = True, baseline: Path | None = None,
+              preset: str | None = None) -> Path:
     """Run ``experiment`` at ``budget`` into ``out`` (resuming what is there) and write its table.
 
     Args:
@@ -30,16 +32,20 @@ def reproduce(experiment: Experiment, budget: str, out: Path, *, seeds: int | No
         train: ``False`` only writes the table (and plots) from the runs finished so far.
         baseline: an earlier experiment folder (another budget) whose smallest resolvable difference the
             table states beside this one's.
+        preset: build every cell's model with that preset's conventions (:mod:`tam.presets`).
 
     Returns:
         the path of ``<out>/README.md``.
     """
     if experiment.bench is not None:
+        if preset is not None:
+            raise UserError(f"--preset builds training cells; experiment {experiment.name} measures bench suites")
         return _reproduce_costs(experiment, budget, out, device)
     cells = experiment.cells(budget)
     source = resolve_source(experiment, data)
     count = seeds or experiment.seeds(budget)
-    configs = {cell.name: [cell_config(experiment, budget, cell, seed, source, out, device) for seed in range(count)]
+    configs = {cell.name: [cell_config(experiment, budget, cell, seed, source, out, device, preset)
+                           for seed in range(count)]
                for cell in cells}
     folders = {name: next((folder / name for folder in reuse if finished_elsewhere(per_cell, folder / name)),
                           out / name) for name, per_cell in configs.items()}
@@ -53,7 +59,8 @@ def reproduce(experiment: Experiment, budget: str, out: Path, *, seeds: int | No
     rows = collect(folders)
     earlier = collect({cell.name: cell for cell in sorted(baseline.iterdir()) if cell.is_dir()}) if baseline else None
     plot_accuracy(rows, out)
-    return write_text_atomic(out / "README.md", markdown(experiment.title, budget, rows, out, earlier))
+    title = experiment.title if preset is None else f"{experiment.title} (preset {preset})"
+    return write_text_atomic(out / "README.md", markdown(title, budget, rows, out, earlier))
 
 
 def _reproduce_costs(experiment: Experiment, budget: str, out: Path, device: str) -> Path:

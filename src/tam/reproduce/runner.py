@@ -39,9 +39,14 @@ def run_folder(out: Path, cell: Cell, seed: int) -> Path:
 
 
 def cell_config(experiment: Experiment, budget: str, cell: Cell, seed: int, source: str, out: Path,
-                device: str) -> TrainConfig:
+                device: str, preset: str | None = None) -> TrainConfig:
+    """The TrainConfig of one seed of ``cell``; ``preset`` (``tam reproduce --preset``) applies to every cell."""
     values = {**experiment.base_config(budget), **cell.values, "seed": seed, "data": source,
               "out": str(run_folder(out, cell, seed)), "device": device}
+    if preset is not None:
+        if values.get("preset") not in (None, preset):
+            raise UserError(f"--preset {preset}: experiment {experiment.name} sets preset {values['preset']!r}")
+        values["preset"] = preset
     if values.get("attention", "none") == "none":  # the plain backbone: no placement, no attention options
         for key in ("attention_blocks", "heads", "attention_options"):
             values.pop(key, None)
@@ -130,7 +135,8 @@ def measure_cost(config: TrainConfig, folder: Path, *, quick: bool, under_load: 
     # The bench kind that runs the layer as training builds it (Non-local "auto" takes the fused kernel).
     kind = "none" if config.attention == "none" else attention_kind(config.attention).training_variant()
     case = Case("network", kind, config.heads, info.input_size[1], info.input_size[0],
-                config.batch_size, blocks=sum(blocks or ()), model=config.model, attention_blocks=blocks)
+                config.batch_size, blocks=sum(blocks or ()), model=config.model, attention_blocks=blocks,
+                preset=config.preset)
     device = resolve_device(config.device)
     settings = Settings(budget_s=0.1 if quick else 2.0, min_reps=1 if quick else 5, rss=False, under_load=under_load)
     record = {**measure_case(case, device, settings), **environment(device, started_under_load=under_load)}

@@ -19,6 +19,7 @@ import yaml
 from tam.amp import AMP_MODES
 from tam.errors import UserError, check_range
 from tam.layers.registry import attention_kinds
+from tam.presets import PRESETS, apply_preset, describe_presets
 
 SCHEDULES = ("step", "cosine")
 DTYPES = ("float32", "float64")
@@ -65,6 +66,9 @@ class TrainConfig:
     attention_options: dict = dataclasses.field(
         default_factory=dict,
         metadata={"help": "more attention options as key=value,... (embed_channels, normalization, geometry, ...)"})
+    preset: str | None = dataclasses.field(
+        default=None, metadata={"help": "conventions of a published implementation for the model and its "
+                                        f"attention: {describe_presets()}"})
 
     epochs: int = dataclasses.field(default=300, metadata={"help": "epochs to train"})
     batch_size: int = dataclasses.field(default=128, metadata={"help": "global batch size (split across ranks)"})
@@ -120,6 +124,19 @@ class TrainConfig:
             raise UserError("nesterov: needs a momentum above 0")
         if not self.label_smoothing < 1.0:
             raise UserError(f"label_smoothing: must be below 1, got {self.label_smoothing}")
+        if self.preset is not None:
+            self._check_preset()
+
+    def _check_preset(self) -> None:
+        """Refuse an unknown preset, or options it contradicts, before any data is prepared."""
+        if self.preset not in PRESETS:
+            raise UserError(f"preset: {self.preset!r} is not one of {', '.join(PRESETS)}")
+        kind = None if self.attention == "none" else self.attention
+        options = {"heads": self.heads, **self.attention_options} if kind else {}
+        try:
+            apply_preset(self.preset, options, model=self.model, kind=kind)
+        except ValueError as error:
+            raise UserError(str(error)) from None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

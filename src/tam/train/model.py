@@ -16,6 +16,7 @@ def model_from_config(config: TrainConfig, num_classes: int) -> nn.Module:
     options = {"heads": config.heads, **config.attention_options} if attention else {}
     try:
         return create_model(config.model, num_classes=num_classes, attention=attention,
-                            attention_blocks=config.attention_blocks and tuple(config.attention_blocks), **options)
+                            attention_blocks=config.attention_blocks and tuple(config.attention_blocks),
+                            preset=config.preset, **options)
     except (ValueError, TypeError) as error:
         raise UserError(f"model: {error}") from None
