@@ -21,18 +21,27 @@ def check_shortcut_input(value: object) -> str:
     return value
 
 
-def _shortcut(unit: nn.Module, x: Tensor, preactivated: Tensor) -> Tensor:
-    """The unit's shortcut: ``x`` itself, or its projection of ``x`` or of ``relu(bn1(x))``."""
-    if unit.shortcut is None:
-        return x
-    return unit.shortcut(preactivated if unit.shortcut_input == "preactivated" else x)
-
-
 def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False)
 
 
-class PreActBasic(nn.Module):
+class _PreActUnit(nn.Module):
+    """What both units share: the choice of what a projection shortcut reads."""
+
+    shortcut: nn.Conv2d | None
+
+    def __init__(self, shortcut_input: str):
+        super().__init__()
+        self.shortcut_input = check_shortcut_input(shortcut_input)
+
+    def _shortcut(self, x: Tensor, preactivated: Tensor) -> Tensor:
+        """``x`` itself, or the projection of ``relu(bn1(x))`` (``preactivated``) or of ``x`` (``raw``)."""
+        if self.shortcut is None:
+            return x
+        return self.shortcut(preactivated if self.shortcut_input == "preactivated" else x)
+
+
+class PreActBasic(_PreActUnit):
     """Two 3×3 convolutions; dropout between them when ``drop_rate > 0`` (Wide ResNet).
 
     Args:
@@ -52,16 +61,9 @@ class PreActBasic(nn.Module):
 
     expansion = 1
 
-    def __init__(
-        self,
-        in_channels: int,
-        width: int,
-        stride: int = 1,
-        drop_rate: float = 0.0,
-        shortcut_input: str = "preactivated",
-    ):
-        super().__init__()
-        self.shortcut_input = check_shortcut_input(shortcut_input)
+    def __init__(self, in_channels: int, width: int, stride: int = 1, drop_rate: float = 0.0,
+                 shortcut_input: str = "preactivated"):
+        super().__init__(shortcut_input)
         self.norm1 = nn.BatchNorm2d(in_channels)
         self.conv1 = _conv(in_channels, width, 3, stride)
         self.norm2 = nn.BatchNorm2d(width)
@@ -71,13 +73,13 @@ class PreActBasic(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(self.norm1(x))
-        shortcut = _shortcut(self, x, out)
+        shortcut = self._shortcut(x, out)
         out = self.conv1(out)
         out = self.conv2(self.drop(F.relu(self.norm2(out))))
         return out + shortcut
 
 
-class PreActBottleneck(nn.Module):
+class PreActBottleneck(_PreActUnit):
     """1×1 reduce, 3×3 (carrying the stride), 1×1 expand ×4.
 
     Args:
@@ -97,16 +99,9 @@ class PreActBottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(
-        self,
-        in_channels: int,
-        width: int,
-        stride: int = 1,
-        drop_rate: float = 0.0,
-        shortcut_input: str = "preactivated",
-    ):
-        super().__init__()
-        self.shortcut_input = check_shortcut_input(shortcut_input)
+    def __init__(self, in_channels: int, width: int, stride: int = 1, drop_rate: float = 0.0,
+                 shortcut_input: str = "preactivated"):
+        super().__init__(shortcut_input)
         out_channels = width * self.expansion
         self.norm1 = nn.BatchNorm2d(in_channels)
         self.conv1 = _conv(in_channels, width, 1)
@@ -121,7 +116,7 @@ class PreActBottleneck(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(self.norm1(x))
-        shortcut = _shortcut(self, x, out)
+        shortcut = self._shortcut(x, out)
         out = self.conv1(out)
         out = self.conv2(F.relu(self.norm2(out)))
         out = self.conv3(self.drop(F.relu(self.norm3(out))))
