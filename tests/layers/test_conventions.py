@@ -146,3 +146,14 @@ def test_key_factors_of_the_analysis_see_the_positions_on_the_input():
     shifted = x + reference.sincos(8, (3, 4)).reshape(1, 8, 3, 4)
     for actual, expected in zip(key_factors(layer, x), key_factors(plain, shifted)):
         torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["tam", "xca", "ea", "linear"])
+def test_transposed_maps_see_the_positions_on_the_input(kind):
+    layer = awake(build(kind, {"heads": 2, **INPUT_POSITIONS}))
+    plain = awake(build(kind, {"heads": 2}))
+    plain.load_state_dict(layer.state_dict())
+    x = torch.randn(2, 8, 3, 4, dtype=torch.float64)
+    shifted = x + reference.sincos(8, (3, 4)).reshape(1, 8, 3, 4)
+    torch.testing.assert_close(layer.transposed_map(x), plain.transposed_map(shifted), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(layer(x), plain(shifted), rtol=1e-12, atol=1e-12)

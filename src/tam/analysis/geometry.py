@@ -113,9 +113,8 @@ def key_factors(block: AttentionBlock, x: Tensor) -> tuple[Tensor, Tensor]:
     Shape:
         x: ``[B, C, *S]`` -> magnitude, alignment: ``[B, h, N_keys]`` each.
     """
-    spatial = block._check_input(x)
     with _full_geometry(block):
-        q, k, _ = block._project(block._input_positions(x, spatial), spatial)
+        _, q, k, _ = block._project_input(x)
     magnitude = torch.linalg.vector_norm(k, dim=2)
     unit_queries = q / torch.linalg.vector_norm(q, dim=2, keepdim=True).clamp_min(1e-12)
     mean_direction = unit_queries.mean(-1, keepdim=True)  # [B, h, d, 1]

@@ -52,6 +52,5 @@ class EfficientAttention(AttentionBlock):
 
     def transposed_map(self, x: Tensor) -> Tensor:
         """The map ``Gᵀ`` of every head (``a = Gᵀ ρ_q(q)``). Shape: x ``[B, C, *S]`` -> ``[B, h, d, d]``."""
-        spatial = self._check_input(x)
-        _, k, v = self._project(x, spatial)
+        _, _, k, v = self._project_input(x)
         return efficient_context(k, v).transpose(-1, -2)

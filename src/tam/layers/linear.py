@@ -51,6 +51,5 @@ class LinearAttention(AttentionBlock):
 
         Shape: x ``[B, C, *S]`` -> ``[B, h, d, d]``.
         """
-        spatial = self._check_input(x)
-        _, k, v = self._project(x, spatial)
+        _, _, k, v = self._project_input(x)
         return linear_context(k, v)

@@ -191,8 +191,7 @@ class AttentionBlock(nn.Module, abc.ABC):
         Shape:
             x: ``[B, C, *S]``, queries: ``[Q]`` or ``None`` (all N) -> ``[B, h, Q, N_keys]``
         """
-        spatial = self._check_input(x)
-        q, k, _ = self._project(self._input_positions(x, spatial), spatial)
+        spatial, q, k, _ = self._project_input(x)
         return self._spatial_map(q, k, spatial, self._check_queries(queries, q.shape[-1], x.device))
 
     def block_macs(self, spatial: tuple[int, ...]) -> int:
@@ -222,6 +221,12 @@ class AttentionBlock(nn.Module, abc.ABC):
         k, v = self._subsample(k, v, batch, spatial)
         q, k = (apply_geometry(t, self.geometry, eps=self.direction_eps) for t in (q, k))
         return q, k, v
+
+    def _project_input(self, x: Tensor) -> tuple[tuple[int, ...], Tensor, Tensor, Tensor]:
+        """The spatial size and q, k, v of the block's input ``x`` (checked; positions placed as the block places
+        them), for the maps and analyses that look inside the block. Shape: -> ``S``, ``[B, h, d, N]`` each."""
+        spatial = self._check_input(x)
+        return (spatial, *self._project(self._input_positions(x, spatial), spatial))
 
     def _subsample(self, k: Tensor, v: Tensor, batch: int, spatial: tuple[int, ...]) -> tuple[Tensor, Tensor]:
         return k, v

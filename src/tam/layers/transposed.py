@@ -153,8 +153,7 @@ class TransposedAttention(GramForms, AttentionBlock):
 
     def transposed_map(self, x: Tensor) -> Tensor:
         """The ``d×d`` map ``M`` of every head. Shape: x ``[B, C, *S]`` -> ``[B, h, d, d]``."""
-        spatial = self._check_input(x)
-        _, k, v = self._project(self._input_positions(x, spatial), spatial)
+        _, _, k, v = self._project_input(x)
         return transposed_map(k, v, normalization=self.normalization, scale=self._scale(k.shape[-1]))
 
     def extra_repr(self) -> str:

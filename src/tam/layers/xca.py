@@ -81,8 +81,7 @@ class CrossCovarianceAttention(GramForms, AttentionBlock):
 
     def transposed_map(self, x: Tensor) -> Tensor:
         """The ``d×d`` map ``A`` of every head (``a = A v``). Shape: x ``[B, C, *S]`` -> ``[B, h, d, d]``."""
-        spatial = self._check_input(x)
-        q, k, _ = self._project(x, spatial)
+        _, q, k, _ = self._project_input(x)
         return cross_covariance_map(q, k, self.temperature)
 
     def extra_repr(self) -> str:
