@@ -175,3 +175,52 @@ def test_geometry_cpu_budget_shares_its_full_geometry_runs_with_cifar10():
         assert geometry[name] == cifar10[name]
     assert cifar10["none"].final_test_full and cifar10["none"].keep_weights == [cifar10["none"].epochs]
     assert load_experiment("cifar10").seeds("cpu") >= 3
+
+
+def test_gpu_script_smoke_runs_on_cpu_and_a_second_call_continues(tiny_cifar10, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "gpu"
+    env = {**os.environ, "PYTHON": sys.executable, "OUT": str(out), "DATA": str(tiny_cifar10)}
+
+    def call():
+        return subprocess.run(["bash", str(root / "scripts" / "gpu_reproduce.sh"), "--smoke"], env=env,
+                              capture_output=True, text=True, timeout=900)
+
+    first = call()
+    assert first.returncode == 0, first.stderr[-2000:]
+    sizing = json.loads((out / "epochs.json").read_text())
+    assert sizing["epochs"] == 1 and sizing["fits"] >= 1 and sizing["runs"] == 3  # measured, capped at the budget's
+    for cell in ("none", "nl-h1", "tam-h1"):
+        config = (out / cell / "seed0" / "config.yaml").read_text()
+        assert "model: preresnet56" in config and "channels_last: true" in config
+        assert (out / cell / "seed0" / "weights" / "epoch1.pt").is_file()
+    assert "| tam-h1 |" in (out / "README.md").read_text()
+    second = call()
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert second.stdout.count("finished, skipped") == 3
+    budget = load_experiment("cifar10").base_config("gpu")  # what the GPU runs that the smoke leaves out
+    assert (budget["model"], budget["amp"]) == ("preresnet56", "bf16")
+
+
+def test_time_budget_plans_epochs_from_measured_steps(monkeypatch, tmp_path):
+    from tam.reproduce import sizing
+    from tam.train.config import TrainConfig
+
+    config = TrainConfig(batch_size=100, limit_train=1000, limit_test=200, final_test_full=True, epochs=300)
+    # 3 runs: 2 s of first steps each; 0.1 s a step: an epoch is 10 steps + 2 test batches at 1/3 = 1.0667 s a run.
+    # The final test on 500 images: 5 batches at 1/3 step. Fixed: 3 * (2 + 5/3 * 0.1) = 6.5 s.
+    monkeypatch.setattr(sizing, "grid_seconds", lambda configs: (6.5, 3 * 0.1 * (10 + 2 / 3)))
+    assert sizing.run_seconds(config, sizing.StepCost(2.0, 0.1), 1000, 200, 500) == pytest.approx(
+        (2.0 + 0.1 * 5 / 3, 0.1 * (10 + 2 / 3)))
+    started = __import__("time").monotonic()
+    epochs = sizing.planned_epochs(tmp_path, [config] * 3, 100.0, started)
+    assert epochs == int((100.0 * sizing.SAFETY - 6.5) / 3.2)  # within a second of start: ~25
+    monkeypatch.setattr(sizing, "grid_seconds", lambda configs: pytest.fail("a resumed call must not measure"))
+    assert sizing.planned_epochs(tmp_path, [config] * 3, 5.0, started) == epochs  # kept in epochs.json
+    with pytest.raises(UserError, match="cannot hold one epoch"):
+        monkeypatch.setattr(sizing, "grid_seconds", lambda configs: (6.5, 3.2))
+        sizing.planned_epochs(tmp_path / "other", [config] * 3, 8.0, started)

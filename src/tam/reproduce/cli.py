@@ -11,8 +11,9 @@ from tam.runfolder import RunFolder
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("experiment", help="experiment name (configs/reproduce/<name>.yaml) or YAML path")
-    parser.add_argument("--budget", default="cpu", help="smoke (minutes) | cpu (sized for a small CPU) | "
-                                                        "full (the thesis recipe, for a GPU); default cpu")
+    parser.add_argument("--budget", default="cpu", help="smoke (minutes) | cpu (sized for a small CPU) | gpu (10 "
+                                                        "minutes of one GPU: scripts/gpu_reproduce.sh) | full (the "
+                                                        "thesis recipe, for a GPU); default cpu")
     parser.add_argument("--seeds", type=int, help="seeds per cell (default: the budget's)")
     parser.add_argument("--out", help="experiment folder (default: runs/reproduce/<experiment>-<budget>)")
     parser.add_argument("--data", help="dataset source or cache (default: the experiment's)")
@@ -29,13 +30,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", metavar="DIR",
                         help="an earlier experiment folder (another budget): the table states its smallest "
                              "resolvable difference beside this one's")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="a training-config value over the budget's for every run, e.g. --set amp=bf16 "
+                             "(repeatable; a resumed grid must be given the same)")
+    parser.add_argument("--time-budget", type=float, metavar="SECONDS",
+                        help="train each run for the most epochs at which the whole grid fits SECONDS from this "
+                             "command's start on this device (measured, then kept in OUT/epochs.json)")
+    parser.add_argument("--quick-cost", action="store_true",
+                        help="measure each cell's step cost briefly, as the smoke budget does (for smoke tests)")
     parser.add_argument("--table-only", action="store_true",
                         help="train nothing: write the table of --out from the runs finished so far")
 
 
 def run(args: argparse.Namespace) -> int:
+    import time
     from pathlib import Path
 
+    started = time.monotonic()  # --time-budget counts from here
     from tam.presets import PRESETS
     from tam.reproduce.experiment import load_experiment
     from tam.reproduce.pipeline import reproduce
@@ -50,6 +61,14 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/reproduce/{experiment.name}{preset}-{args.budget}")
     if args.seeds is not None:
         check_range("--seeds", args.seeds, low=1, integer=True)
+    overrides = {}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set {item}: expected KEY=VALUE, e.g. --set amp=bf16")
+        overrides[key.strip().replace("-", "_")] = value
+    if args.time_budget is not None:
+        check_range("--time-budget", args.time_budget, low=0, low_open=True)
     reuse = tuple(Path(folder) for folder in args.reuse)
     for flag, folder in [("--reuse", folder) for folder in reuse] + [("--baseline", args.baseline)]:
         if folder is not None and not Path(folder).is_dir():
@@ -64,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
                             "or choose another --out")
         readme = reproduce(experiment, args.budget, out, seeds=args.seeds, data=args.data, device=args.device,
                            reuse=reuse, train=not args.table_only,
-                           baseline=Path(args.baseline) if args.baseline else None, preset=args.preset)
+                           baseline=Path(args.baseline) if args.baseline else None, preset=args.preset,
+                           overrides=overrides, time_budget=args.time_budget, started=started,
+                           quick_cost=args.quick_cost or args.budget == "smoke")
     print(f"table: {readme}")
     return 0

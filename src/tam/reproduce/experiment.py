@@ -28,7 +28,7 @@ from tam.train.config import load_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 EXPERIMENTS_DIR = REPO_ROOT / "configs" / "reproduce"
-BUDGETS = ("smoke", "cpu", "full")
+BUDGETS = ("smoke", "cpu", "gpu", "full")
 # Grid keys that name a cell; every other grid key is appended as key=value.
 NAMED_KEYS = ("attention", "heads")
 

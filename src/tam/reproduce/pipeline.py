@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from tam.errors import UserError
@@ -16,13 +17,15 @@ from tam.reproduce.runner import (
     run_training,
 )
 from tam.reproduce.plots import plot_accuracy
+from tam.reproduce.sizing import planned_epochs
 from tam.reproduce.table import collect, markdown
 
 
 def reproduce(experiment: Experiment, budget: str, out: Path, *, seeds: int | None = None,
               data: str | None = None, device: str = "auto", reuse: tuple[Path, ...] = (),
-              train: bool = True, baseline: Path | None = None,
-              preset: str | None = None) -> Path:
+              train: bool = True, baseline: Path | None = None, preset: str | None = None,
+              overrides: dict | None = None, time_budget: float | None = None, started: float | None = None,
+              quick_cost: bool = False) -> Path:
     """Run ``experiment`` at ``budget`` into ``out`` (resuming what is there) and write its table.
 
     Args:
@@ -33,6 +36,10 @@ def reproduce(experiment: Experiment, budget: str, out: Path, *, seeds: int | No
         baseline: an earlier experiment folder (another budget) whose smallest resolvable difference the
             table states beside this one's.
         preset: build every cell's model with that preset's conventions (:mod:`tam.presets`).
+        overrides: TrainConfig values over the budget's for every run (``--set key=value``).
+        time_budget: seconds since ``started`` (``time.monotonic()``) the whole grid must fit on this device:
+            the epoch count is measured to fit (:mod:`tam.reproduce.sizing`) and kept in ``<out>/epochs.json``.
+        quick_cost: measure each cell's step cost briefly (smoke tests) instead of to the bench's precision.
 
     Returns:
         the path of ``<out>/README.md``.
@@ -44,9 +51,19 @@ def reproduce(experiment: Experiment, budget: str, out: Path, *, seeds: int | No
     cells = experiment.cells(budget)
     source = resolve_source(experiment, data)
     count = seeds or experiment.seeds(budget)
-    configs = {cell.name: [cell_config(experiment, budget, cell, seed, source, out, device, preset)
-                           for seed in range(count)]
-               for cell in cells}
+    overrides = dict(overrides or {})
+
+    def build() -> dict[str, list]:
+        return {cell.name: [cell_config(experiment, budget, cell, seed, source, out, device, preset, overrides)
+                            for seed in range(count)] for cell in cells}
+
+    configs = build()
+    if time_budget is not None and train:
+        every = [config for per_cell in configs.values() for config in per_cell]
+        overrides["epochs"] = planned_epochs(out, every, time_budget, started or time.monotonic())
+        if every[0].keep_weights:  # a budget that keeps the final weights keeps the measured count's
+            overrides["keep_weights"] = [overrides["epochs"]]
+        configs = build()
     folders = {name: next((folder / name for folder in reuse if finished_elsewhere(per_cell, folder / name)),
                           out / name) for name, per_cell in configs.items()}
     own = {name: per_cell for name, per_cell in configs.items() if folders[name] == out / name}
@@ -55,7 +72,7 @@ def reproduce(experiment: Experiment, budget: str, out: Path, *, seeds: int | No
         # Costs after all training, back to back, so that they are measured under the same conditions.
         under_load = cost_threads(device)
         for name, per_cell in own.items():
-            measure_cost(per_cell[0], out / name, quick=budget == "smoke", under_load=under_load)
+            measure_cost(per_cell[0], out / name, quick=quick_cost, under_load=under_load)
     rows = collect(folders)
     earlier = collect({cell.name: cell for cell in sorted(baseline.iterdir()) if cell.is_dir()}) if baseline else None
     plot_accuracy(rows, out)

@@ -39,9 +39,10 @@ def run_folder(out: Path, cell: Cell, seed: int) -> Path:
 
 
 def cell_config(experiment: Experiment, budget: str, cell: Cell, seed: int, source: str, out: Path,
-                device: str, preset: str | None = None) -> TrainConfig:
-    """The TrainConfig of one seed of ``cell``; ``preset`` (``tam reproduce --preset``) applies to every cell."""
-    values = {**experiment.base_config(budget), **cell.values, "seed": seed, "data": source,
+                device: str, preset: str | None = None, overrides: dict | None = None) -> TrainConfig:
+    """The TrainConfig of one seed of ``cell``: the budget's values, then ``overrides`` (``--set``), then the
+    cell's; ``preset`` (``tam reproduce --preset``) applies to every cell."""
+    values = {**experiment.base_config(budget), **(overrides or {}), **cell.values, "seed": seed, "data": source,
               "out": str(run_folder(out, cell, seed)), "device": device}
     if preset is not None:
         if values.get("preset") not in (None, preset):

@@ -148,6 +148,14 @@ def markdown(title: str, budget: str, rows: list[Row], out: Path, baseline: list
             f"{_relative(row, base, 'memory_mb')} | {mean_std(row.images_per_s)[0]:.0f} | {links} |"
         )
     lines += ["", "## What this budget shows", ""] + claims(rows) + [""] + _resolution_lines(rows, baseline)
+    kept = sorted({path.relative_to(run).as_posix() for row in rows for run in row.runs
+                   for path in run.glob("weights/epoch*.pt")})
+    if kept:
+        lines += ["", f"Each run folder keeps `config.yaml` (its whole training config) and its final weights "
+                      f"(`{'`, `'.join(kept)}`): a checkpoint file holding `epoch`, `config` (that config as a dict) "
+                      "and `model` (the state dict), read by `tam.train.checkpoint.load_checkpoint`; "
+                      "`tam.train.model.model_from_config` rebuilds the model from its config, and "
+                      "`tam analyze --grid` reads them all."]
     machine = next((row.cost for row in rows if row.cost), None)
     if machine:
         lines += ["", f"Costs measured on {machine.get('device_name')} with torch {machine.get('torch')}, "
