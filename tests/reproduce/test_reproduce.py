@@ -88,7 +88,7 @@ def test_every_experiment_file_expands_for_every_budget():
 def test_unknown_experiment_and_budget():
     with pytest.raises(UserError, match="no experiment 'cifar11'; known: .*cifar10"):
         load_experiment("cifar11")
-    with pytest.raises(UserError, match="--budget: 'huge' is not one of smoke, cpu, full"):
+    with pytest.raises(UserError, match="--budget: 'huge' is not one of smoke, cpu, gpu, full"):
         load_experiment("cifar10").cells("huge")
 
 
