@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CIFAR-10 preresnet56 with no attention, Non-local and TAM (the `gpu` budget of configs/reproduce/cifar10.yaml)
+# CIFAR-10 preresnet56 with no attention, Non-local, TAM and XCA (the `gpu` budget of configs/reproduce/cifar10.yaml)
 # within 10 minutes of one GPU: bf16 autocast, channels_last, the device-resident loader. The epoch count is
 # measured on the card (tam reproduce --time-budget: the most epochs at which all runs fit) and kept in the
 # output folder, so a second call continues the same runs where the first stopped.

@@ -193,15 +193,15 @@ def test_gpu_script_smoke_runs_on_cpu_and_a_second_call_continues(tiny_cifar10, 
     first = call()
     assert first.returncode == 0, first.stderr[-2000:]
     sizing = json.loads((out / "epochs.json").read_text())
-    assert sizing["epochs"] == 1 and sizing["fits"] >= 1 and sizing["runs"] == 3  # measured, capped at the budget's
-    for cell in ("none", "nl-h1", "tam-h1"):
+    assert sizing["epochs"] == 1 and sizing["fits"] >= 1 and sizing["runs"] == 4  # measured, capped at the budget's
+    for cell in ("none", "nl-h1", "tam-h1", "xca-h1"):
         config = (out / cell / "seed0" / "config.yaml").read_text()
         assert "model: preresnet56" in config and "channels_last: true" in config
         assert (out / cell / "seed0" / "weights" / "epoch1.pt").is_file()
     assert "| tam-h1 |" in (out / "README.md").read_text()
     second = call()
     assert second.returncode == 0, second.stderr[-2000:]
-    assert second.stdout.count("finished, skipped") == 3
+    assert second.stdout.count("finished, skipped") == 4
     budget = load_experiment("cifar10").base_config("gpu")  # what the GPU runs that the smoke leaves out
     assert (budget["model"], budget["amp"]) == ("preresnet56", "bf16")
 
