@@ -19,7 +19,7 @@ if [[ "${1:-}" == "--smoke" ]]; then
     # tested apart); the path otherwise the GPU's: sizing, preresnet56, channels_last, tables, resume.
     out="${OUT:?--smoke: set OUT to a scratch folder}"
     args+=(--device cpu --time-budget 3600 --set epochs=1 --set keep_weights=1 --set limit_train=16
-           --set limit_test=16 --set batch_size=8 --set amp=none --quick-cost)
+           --set limit_test=16 --set batch_size=8 --set warmup_epochs=0.5 --set amp=none --quick-cost)
     [[ -n "${DATA:-}" ]] && args+=(--data "$DATA")
 else
     card=$("$PYTHON" -c 'import torch; assert torch.cuda.is_available(), "no CUDA device"

@@ -127,7 +127,8 @@ def markdown(title: str, budget: str, rows: list[Row], out: Path, baseline: list
         f"its {LEVEL:.0%} interval: Welch's t interval over seeds, widened by both cells' binomial test-set error "
         "(see `tam.reproduce.comparison`); the reading comes from the interval alone. Cost is one training step of "
         "the whole model measured after training (`tam bench`'s network measurement), relative to the backbone "
-        "without attention. Plots: [accuracy.png](accuracy.png), [accuracy_cost.png](accuracy_cost.png).",
+        "without attention. Plots: [accuracy.png](accuracy.png), and [accuracy_cost.png](accuracy_cost.png) once "
+        "the costs are measured (after the grid's training).",
         "",
         "| cell | top-1 error | Δ vs Non-local, same heads [95%] | reading | top-5 error | seeds | test images "
         "| params | step time | memory | images/s (training) | runs |",
