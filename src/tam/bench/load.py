@@ -20,6 +20,11 @@ def load_average() -> float | None:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
+def load_averages() -> list[float] | None:
+    """The 1-, 5- and 15-minute load averages, rounded to 0.01, ``None`` where unknown (for a result's record)."""
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
 def cores() -> int:
     return os.cpu_count() or 1
 

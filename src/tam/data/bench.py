@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from tam.bench.load import load_averages
 from tam.data.cache import load_dataset
 from tam.data.dataset import CIFAR_MEAN, CIFAR_STD, IMAGENET_MEAN, IMAGENET_STD
 from tam.data.loader import DeviceLoader
@@ -41,7 +42,7 @@ def machine(device: torch.device) -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "device": str(device),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "load_average_at_start": load_averages(),
     }
     if device.type == "cuda":
         info["gpu"] = device_name(device)
@@ -160,7 +161,7 @@ def run_bench(
         step["loader_ms_per_batch"] = round(loader_ms, 3)
         step["loader_share_of_step_percent"] = round(100 * loader_ms / step["step_ms_median"], 2)
         result["preresnet20_step"] = step
-    result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    result["machine"]["load_average_at_end"] = load_averages()
     return result
 
 

@@ -216,7 +216,7 @@ class FormDispatch:
 
     def form_costs(self, spatial: tuple[int, ...]) -> dict[str, FormCost]:
         """:class:`FormCost` per sample of every form at spatial size ``spatial``."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} has several forms but states no form_costs")
 
     def unavailable_forms(self) -> dict[str, str]:
         """Forms that do not apply to this layer's options, and why (default: none)."""
