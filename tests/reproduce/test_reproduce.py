@@ -224,3 +224,31 @@ def test_time_budget_plans_epochs_from_measured_steps(monkeypatch, tmp_path):
     with pytest.raises(UserError, match="cannot hold one epoch"):
         monkeypatch.setattr(sizing, "grid_seconds", lambda configs: (6.5, 3.2))
         sizing.planned_epochs(tmp_path / "other", [config] * 3, 8.0, started)
+
+
+def test_jobs_train_runs_side_by_side_and_a_failure_is_raised(tiny_cifar10, tmp_path, capfd):
+    from tam.reproduce.runner import is_finished, run_training
+    from tam.train.config import from_dict
+
+    grid = _experiment_file(tmp_path / "main.yaml", [{"attention": ["none", "tam"]}])
+    out = tmp_path / "main-smoke"
+    args = ["reproduce", grid, "--out", str(out), "--budget", "smoke", "--data", str(tiny_cifar10),
+            "--device", "cpu"]
+    assert main([*args, "--jobs", "2"]) == 0
+    assert capfd.readouterr().out.count(": training") == 2
+    assert all((out / cell / "seed0" / "results.json").is_file() for cell in ("none", "tam-h1"))
+    assert main([*args, "--jobs", "2", "--resume"]) == 0 and ": training" not in capfd.readouterr().out
+
+    good = from_dict({"data": str(tiny_cifar10), "out": str(tmp_path / "good"), "model": "preresnet20",
+                      "epochs": 1, "limit_train": 50, "limit_test": 50, "batch_size": 50, "device": "cpu"}, "test")
+    bad = from_dict({**good.to_dict(), "data": str(tmp_path / "missing.tar.gz"), "out": str(tmp_path / "bad")},
+                    "test")
+    with pytest.raises(UserError, match="missing.tar.gz"):
+        run_training([bad, good], jobs=2)
+    assert is_finished(good)  # the run in flight beside the failed one finished
+
+
+def test_jobs_is_checked():
+    assert main(["reproduce", "cifar10", "--budget", "smoke", "--jobs", "0", "--out", "/nonexistent/x"]) == 2
+    assert main(["reproduce", "cifar10", "--budget", "smoke", "--jobs", "2", "--time-budget", "60",
+                 "--out", "/nonexistent/x"]) == 2

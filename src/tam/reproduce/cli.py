@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-budget", type=float, metavar="SECONDS",
                         help="train each run for the most epochs at which the whole grid fits SECONDS from this "
                              "command's start on this device (measured, then kept in OUT/epochs.json)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs trained at once, each in its own process with an equal share of the torch "
+                             "threads (default 1)")
     parser.add_argument("--quick-cost", action="store_true",
                         help="measure each cell's step cost briefly, as the smoke budget does (for smoke tests)")
     parser.add_argument("--table-only", action="store_true",
@@ -69,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
         overrides[key.strip().replace("-", "_")] = value
     if args.time_budget is not None:
         check_range("--time-budget", args.time_budget, low=0, low_open=True)
+    check_range("--jobs", args.jobs, low=1, integer=True)
+    if args.jobs > 1 and args.time_budget is not None:
+        raise UserError("--time-budget sizes the epochs of runs trained one after another: use it with --jobs 1")
     reuse = tuple(Path(folder) for folder in args.reuse)
     for flag, folder in [("--reuse", folder) for folder in reuse] + [("--baseline", args.baseline)]:
         if folder is not None and not Path(folder).is_dir():
@@ -85,6 +91,6 @@ def run(args: argparse.Namespace) -> int:
                            reuse=reuse, train=not args.table_only,
                            baseline=Path(args.baseline) if args.baseline else None, preset=args.preset,
                            overrides=overrides, time_budget=args.time_budget, started=started,
-                           quick_cost=args.quick_cost or args.budget == "smoke")
+                           quick_cost=args.quick_cost or args.budget == "smoke", jobs=args.jobs)
     print(f"table: {readme}")
     return 0

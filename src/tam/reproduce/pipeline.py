@@ -25,7 +25,7 @@ def reproduce(experiment: Experiment, budget: str, out: Path, *, seeds: int | No
               data: str | None = None, device: str = "auto", reuse: tuple[Path, ...] = (),
               train: bool = True, baseline: Path | None = None, preset: str | None = None,
               overrides: dict | None = None, time_budget: float | None = None, started: float | None = None,
-              quick_cost: bool = False) -> Path:
+              quick_cost: bool = False, jobs: int = 1) -> Path:
     """Run ``experiment`` at ``budget`` into ``out`` (resuming what is there) and write its table.
 
     Args:
@@ -40,6 +40,7 @@ def reproduce(experiment: Experiment, budget: str, out: Path, *, seeds: int | No
         time_budget: seconds since ``started`` (``time.monotonic()``) the whole grid must fit on this device:
             the epoch count is measured to fit (:mod:`tam.reproduce.sizing`) and kept in ``<out>/epochs.json``.
         quick_cost: measure each cell's step cost briefly (smoke tests) instead of to the bench's precision.
+        jobs: runs trained at once (:func:`tam.reproduce.runner.run_training`).
 
     Returns:
         the path of ``<out>/README.md``.
@@ -68,7 +69,7 @@ def reproduce(experiment: Experiment, budget: str, out: Path, *, seeds: int | No
                           out / name) for name, per_cell in configs.items()}
     own = {name: per_cell for name, per_cell in configs.items() if folders[name] == out / name}
     if train:
-        run_training([config for per_cell in own.values() for config in per_cell])
+        run_training([config for per_cell in own.values() for config in per_cell], jobs)
         # Costs after all training, back to back, so that they are measured under the same conditions.
         under_load = cost_threads(device)
         for name, per_cell in own.items():

@@ -88,15 +88,48 @@ def finished_elsewhere(configs: list[TrainConfig], cell_folder: Path) -> bool:
                for config in configs)
 
 
-def run_training(configs: list[TrainConfig]) -> None:
-    from tam.train import train
+def run_training(configs: list[TrainConfig], jobs: int = 1) -> None:
+    """Train every unfinished run of ``configs`` in order, resuming interrupted ones.
 
+    ``jobs`` > 1 trains that many runs at once, each in a process of its own with ``1/jobs`` of this process's
+    torch threads (a small network's kernels scale poorly over cores, so on a CPU runs side by side do more
+    work per second than one run with every thread). After a run fails no new run starts; those
+    in flight finish (every run is resumable), then the first failure is raised.
+    """
+    todo = []
     for number, config in enumerate(configs, 1):
         if is_finished(config):
             print(f"[{number}/{len(configs)}] {config.out}: finished, skipped", flush=True)
-            continue
-        print(f"[{number}/{len(configs)}] {config.out}: training", flush=True)
-        train(config, resume=True)
+        else:
+            todo.append((number, config))
+    if jobs == 1:
+        for number, config in todo:
+            _train_run(number, len(configs), config)
+        return
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    import torch
+
+    threads = max(1, torch.get_num_threads() // jobs)
+    context = multiprocessing.get_context("spawn")  # a fork of a process that ran torch ops can deadlock
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=torch.set_num_threads,
+                             initargs=(threads,)) as pool:
+        futures = [pool.submit(_train_run, number, len(configs), config) for number, config in todo]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = next((future for future in futures if future in done and future.exception()), None)
+        if failed is not None:
+            for future in futures:
+                future.cancel()
+            wait(futures)
+            raise failed.exception()
+
+
+def _train_run(number: int, total: int, config: TrainConfig) -> None:
+    from tam.train import train
+
+    print(f"[{number}/{total}] {config.out}: training", flush=True)
+    train(config, resume=True)
 
 
 def cost_threads(device: str) -> bool:
