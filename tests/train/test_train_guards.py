@@ -84,7 +84,8 @@ def test_an_existing_run_needs_resume_or_overwrite(trained, data, capsys):
     assert main(["bench", "--out", str(trained), "--quick", "--suite", "heads", "--kinds", "tam"]) == 2
     assert "holds a `tam train` run" in capsys.readouterr().err and checksums(trained) == before
     (trained / "notes.txt").write_text("mine")
-    assert main(["train", "--data", str(data), "--out", str(trained), "--overwrite", "--seed", "1", *TINY]) == 0
+    assert main(["train", "--data", str(data), "--out", str(trained), "--overwrite", "--seed", "1", "--epochs", "1",
+                 *TINY]) == 0
     assert load_checkpoint(trained / "checkpoint.pt")["config"]["seed"] == 1  # afresh, not resumed
     assert (trained / "notes.txt").read_text() == "mine"  # --overwrite removes only the previous run's files
 
