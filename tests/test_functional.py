@@ -183,22 +183,53 @@ def test_implied_weights_of_the_linear_family_reproduce_their_cores(n):
         assert_close(torch.matmul(v, weights.transpose(-1, -2)), core)
 
 
+def xca_gram_inputs(heads, spatial, channels_last=False):
+    """x ``[2, 6, N]`` (channel-innermost strides with ``channels_last``), Wθ, Wφ, Wg ``[4, 6]``, Wz ``[6, 4]``, τ."""
+    channels, embed = 6, 4
+    x = rand(2, *spatial, channels).movedim(-1, 1).flatten(2) if channels_last else rand(2, channels, *spatial).flatten(2)
+    weights = [rand(embed, channels) for _ in range(3)] + [rand(channels, embed)]
+    temperature = torch.rand(heads, dtype=torch.float64) + 0.5
+    return tuple(t.requires_grad_() for t in (x, *weights, temperature))
+
+
+def xca_transposed(x, w_theta, w_phi, w_g, w_z, temperature):
+    """XCA's block core ``Wz · XCA(Wθ x, Wφ x, Wg x)`` evaluated on q, k, v, for the Gram form to equal."""
+    heads = temperature.shape[0]
+    q, k, v = (torch.matmul(w, x).unflatten(1, (heads, -1)) for w in (w_theta, w_phi, w_g))
+    return torch.matmul(w_z, TF.cross_covariance_attention(q, k, v, temperature).flatten(1, 2))
+
+
+def xca_gram(x, *weights_and_temperature):
+    return TF.gram_cross_covariance_attention(x, *weights_and_temperature, heads=weights_and_temperature[-1].shape[0])
+
+
 @pytest.mark.parametrize("heads", [1, 2, 4])
 @pytest.mark.parametrize("spatial", [(7,), (3, 4), (2, 2, 3)])
-def test_xca_gram_form_equals_its_transposed_evaluation(heads, spatial):
-    channels, embed = 6, 4
-    x = rand(2, channels, *spatial).flatten(2).requires_grad_()
-    weights = [rand(embed, channels).requires_grad_() for _ in range(3)] + [rand(channels, embed).requires_grad_()]
-    temperature = (torch.rand(heads, dtype=torch.float64) + 0.5).requires_grad_()
-    inputs = (x, *weights, temperature)
-
-    def transposed():
-        q, k, v = (torch.matmul(w, x).unflatten(1, (heads, -1)) for w in weights[:3])
-        return torch.matmul(weights[3], TF.cross_covariance_attention(q, k, v, temperature).flatten(1, 2))
-
-    gram = TF.gram_cross_covariance_attention(x, *weights, temperature, heads=heads)
-    expected = transposed()
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_xca_gram_form_equals_its_transposed_evaluation(heads, spatial, channels_last):
+    inputs = xca_gram_inputs(heads, spatial, channels_last)
+    gram, expected = xca_gram(*inputs), xca_transposed(*inputs)
     assert_close(gram, expected)
     grad = rand(*expected.shape)
-    for actual, wanted in zip(torch.autograd.grad(gram, inputs, grad), torch.autograd.grad(expected, inputs, grad)):
+    grads = torch.autograd.grad(gram, inputs, grad)
+    for actual, wanted in zip(grads, torch.autograd.grad(expected, inputs, grad)):
         assert_close(actual, wanted)
+    for t in (gram, grads[0]):  # output and gradient in the layout of x, so neighbours read them without a copy
+        assert t.stride() == inputs[0].stride()
+
+
+@pytest.mark.parametrize("heads", [1, 2])
+def test_xca_gram_form_passes_gradcheck_and_gradgradcheck(heads):
+    inputs = xca_gram_inputs(heads, (2, 3), channels_last=True)
+    assert torch.autograd.gradcheck(xca_gram, inputs)
+    assert torch.autograd.gradgradcheck(xca_gram, inputs)
+
+
+def test_xca_gram_form_second_derivatives_equal_the_transposed_evaluations():
+    inputs = xca_gram_inputs(2, (3, 4))
+    hessians = []
+    for form in (xca_gram, xca_transposed):
+        (grad_x,) = torch.autograd.grad((form(*inputs) ** 2).sum(), inputs[0], create_graph=True)
+        hessians.append(torch.autograd.grad(grad_x.square().sum(), inputs))
+    for gram, transposed in zip(*hessians):
+        assert_close(gram, transposed, rtol=1e-9)

@@ -28,6 +28,7 @@ def copied_elements(fn) -> list[int]:
 @pytest.mark.parametrize(("kind", "options"), [
     ("tam", {"impl": "transposed"}),
     ("tam", {"impl": "gram"}),
+    ("xca", {"impl": "gram"}),
     ("floor", {}),
 ])
 def test_block_copies_no_feature_map(kind, options, memory_format):

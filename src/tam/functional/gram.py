@@ -92,7 +92,8 @@ class _GramForm(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         if torch.is_grad_enabled():  # create_graph: second derivatives need every saved intermediate's own graph
-            return (*_recomputed_gradients(ctx, grad), None, None, None)
+            fold = lambda x, *weights: _fold(x, *weights, ctx.heads, ctx.normalization, ctx.scale)[-1]  # noqa: E731
+            return (*recomputed_gram_gradients(ctx, grad, fold, inputs=5), None, None, None)
         *saved, mask = ctx.saved_tensors
         x, w_theta, w_phi, w_g, w_z, gram, wg_gram, weights, folded, p = (
             t if t.dtype == grad.dtype else t.to(grad.dtype) for t in saved
@@ -111,16 +112,8 @@ class _GramForm(torch.autograd.Function):
         d_wg_gram = torch.matmul(d_pairs, w_phi)  # [B, E, C]
         d_x = None
         if ctx.needs_input_grad[0]:
-            # Pᵀ dy + (dG + dGᵀ) x / N, the second product accumulating into the first, in the layout of x.
-            # (PyTorch's CPU baddbmm_ still copies its target before accumulating: the pass an addition would
-            # cost, without a second [B, C, N] buffer.)
             d_gram = product_in_layout(w_g.transpose(0, 1), d_wg_gram, channels_last=False)  # [B, C, C]
-            sym = d_gram + d_gram.transpose(-1, -2)
-            if is_channels_last(saved[0]):
-                d_x = torch.matmul(grad.transpose(-1, -2), p).baddbmm_(x.transpose(-1, -2), sym, alpha=1 / n)
-                d_x = d_x.transpose(-1, -2)
-            else:
-                d_x = torch.matmul(p.transpose(-1, -2), grad).baddbmm_(sym, x, alpha=1 / n)
+            d_x = gram_input_gradient(grad, x, p, d_gram, channels_last=is_channels_last(saved[0]))
         m = weights if ctx.normalization == "scale" else weights * d**-0.5
         weight_grads = (  # each a sum over the batch of per-sample products
             lambda: torch.matmul(m.transpose(-1, -2), d_folded),  # Wθ
@@ -133,20 +126,36 @@ class _GramForm(torch.autograd.Function):
         return (*grads, None, None, None)
 
 
-def _recomputed_gradients(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
-    """The gradients of the inputs through a differentiable recomputation of the forward, for double backward.
+def gram_input_gradient(grad: Tensor, x: Tensor, p: Tensor, d_gram: Tensor, *, channels_last: bool) -> Tensor:
+    """The gradient of ``x`` through ``y = P x`` with ``P`` a function of ``G = x xᵀ / N``: ``Pᵀ dy + (dG + dGᵀ) x / N``.
 
-    The written-out backward reads intermediates saved without a graph, so differentiating it again would
+    The second product accumulates into the first, in the layout of ``x`` (PyTorch's CPU ``baddbmm_`` still
+    copies its target before accumulating: the pass an addition would cost, without a second ``[B, C, N]``
+    buffer).
+
+    Shape:
+        grad, x: ``[B, C, N]``; p, d_gram: ``[B, C, C]`` -> ``[B, C, N]``
+    """
+    sym = d_gram + d_gram.transpose(-1, -2)
+    n = x.shape[-1]
+    if channels_last:
+        return torch.matmul(grad.transpose(-1, -2), p).baddbmm_(x.transpose(-1, -2), sym, alpha=1 / n).transpose(-1, -2)
+    return torch.matmul(p.transpose(-1, -2), grad).baddbmm_(sym, x, alpha=1 / n)
+
+
+def recomputed_gram_gradients(ctx, grad: Tensor, fold, *, inputs: int) -> tuple[Tensor | None, ...]:
+    """The gradients of a Gram form's first ``inputs`` saved tensors (``x`` first) through a differentiable
+    recomputation of its forward ``y = fold(x, ...) x``, for double backward.
+
+    A written-out backward reads intermediates saved without a graph, so differentiating it again would
     treat them as constants; recomputing ``P x`` from the inputs and letting autograd form its gradient
     keeps every dependence (on ``x``, the weights and ``grad``) in the graph. Only ``create_graph`` runs pay it.
     """
-    inputs = ctx.saved_tensors[:5]
-    x, weights = inputs[0], inputs[1:]
-    p = _fold(x, *weights, ctx.heads, ctx.normalization, ctx.scale)[-1]
-    y = torch.matmul(p, x)
-    wanted = [t for t, needed in zip(inputs, ctx.needs_input_grad[:5]) if needed]
+    tensors, needs = ctx.saved_tensors[:inputs], ctx.needs_input_grad[:inputs]
+    y = torch.matmul(fold(*tensors), tensors[0])
+    wanted = [t for t, needed in zip(tensors, needs) if needed]
     found = iter(torch.autograd.grad(y, wanted, grad, create_graph=True))
-    return tuple(next(found) if needed else None for needed in ctx.needs_input_grad[:5])
+    return tuple(next(found) if needed else None for needed in needs)
 
 
 def _same_head(embed: int, d: int, device: torch.device) -> Tensor:
