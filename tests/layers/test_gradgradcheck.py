@@ -17,9 +17,12 @@ def _fused_softmax(kind, options):
 
 
 # A block applied twice in one forward (Criss-cross's recurrence, or any block called on its own output) gives
-# second derivatives that disagree with finite differences in training mode (Non-local scale too, so not the
-# criss-cross core, whose own gradgradcheck passes twice over); one application of every block passes.
-REPEATED = pytest.mark.xfail(strict=True, reason="double backward of a block applied twice in training mode")
+# wrong second derivatives at batch 1 in training mode: PyTorch's native BatchNorm double backward. In the
+# Criss-cross case, the Hessian-vector product along the query projection differs from central differences of
+# the gradient by 12% (6.7e-5 of 5.6e-4), while the same block with its BN written out in mean/var ops agrees
+# with them to 1e-13; first derivatives agree. Upstream: pytorch/pytorch#186256 (the saved training statistics
+# carry no autograd history) and #196699 (a wrong second-order JVP of batch_norm). One application passes.
+REPEATED = pytest.mark.xfail(strict=True, reason="native BatchNorm double backward, block applied twice at batch 1")
 GRADGRAD_CASES = [
     pytest.param(kind, options, id=name, marks=REPEATED if options.get("recurrence", 2 if kind == "cc" else 1) > 1 else ())
     for (kind, options), name in zip(CONFIGS, IDS)
