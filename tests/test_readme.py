@@ -20,3 +20,15 @@ def test_ci_runs_the_readme_test_command():
     assert len(commands) >= 2
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()
     assert ci[-1] == commands[1].strip()
+
+
+def test_every_relative_link_of_the_committed_markdown_resolves():
+    # The README and the reports it sends readers to (results/, docs/): a moved or renamed file breaks no link.
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "results").rglob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            path = target.split("#")[0]
+            if path and "://" not in path and not (page.parent / path).exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert not broken, broken

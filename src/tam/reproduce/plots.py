@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tam.analysis.intervals import mean_std
 from tam.files import write_atomic
-from tam.reproduce.table import Row
+from tam.reproduce.table import Row, costed
 
 ACCURACY_PNG = "accuracy.png"
 ACCURACY_COST_PNG = "accuracy_cost.png"
@@ -41,11 +41,10 @@ def plot_accuracy(rows: list[Row], out: Path) -> list[Path]:
     written.append(write_atomic(out / ACCURACY_PNG, lambda file: figure.savefig(file, format="png", dpi=110)))
     plt.close(figure)
 
-    base = next((row for row in rows if row.attention == "none" and row.cost and row.cost.get("time_ms")), None)
-    costed = [row for row in rows if base and row.cost and row.cost.get("time_ms")]
-    if costed:
+    base, with_cost = costed(rows)
+    if with_cost:
         figure, ax = plt.subplots(figsize=(7, 4.5))
-        for row in costed:
+        for row in with_cost:
             x = row.cost["time_ms"] / base.cost["time_ms"]
             ax.errorbar(x, mean_std(row.top1_error)[0], yerr=_spread(row.top1_error), fmt="o", capsize=4)
             ax.annotate(row.cell, (x, mean_std(row.top1_error)[0]), textcoords="offset points", xytext=(6, 4),

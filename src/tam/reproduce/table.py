@@ -115,6 +115,13 @@ def _speed(tam: dict, nl: dict) -> str:
     return text + (", measured under load" if tam.get("under_load") or nl.get("under_load") else "")
 
 
+def costed(rows: list[Row]) -> tuple[Row | None, list[Row]]:
+    """The backbone row without attention and every row whose step time can be set against it (none of either
+    until the grid's cost step has run)."""
+    base = next((row for row in rows if row.attention == "none" and row.cost and row.cost.get("time_ms")), None)
+    return base, [row for row in rows if base and row.cost and row.cost.get("time_ms")]
+
+
 def markdown(title: str, budget: str, rows: list[Row], out: Path, baseline: list[Row] | None = None) -> str:
     """The README of an experiment folder; ``baseline`` (rows of an earlier budget) adds its resolution."""
     base = next((row for row in rows if row.attention == "none"), None)
@@ -127,8 +134,9 @@ def markdown(title: str, budget: str, rows: list[Row], out: Path, baseline: list
         f"its {LEVEL:.0%} interval: Welch's t interval over seeds, widened by both cells' binomial test-set error "
         "(see `tam.reproduce.comparison`); the reading comes from the interval alone. Cost is one training step of "
         "the whole model measured after training (`tam bench`'s network measurement), relative to the backbone "
-        "without attention. Plots: [accuracy.png](accuracy.png), and [accuracy_cost.png](accuracy_cost.png) once "
-        "the costs are measured (after the grid's training).",
+        "without attention. Plots: [accuracy.png](accuracy.png)"
+        + (", [accuracy_cost.png](accuracy_cost.png)." if costed(rows)[1] else
+           "; `accuracy_cost.png` follows once the costs are measured (after the grid's training)."),
         "",
         "| cell | top-1 error | Δ vs Non-local, same heads [95%] | reading | top-5 error | seeds | test images "
         "| params | step time | memory | images/s (training) | runs |",
