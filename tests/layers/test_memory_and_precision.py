@@ -93,3 +93,73 @@ def test_non_finite_input_is_not_hidden():
     x[0, 0, 1, 1] = float("nan")
     for kind in ["tam", "nl", "cc"]:
         assert torch.isnan(awake(tam.create_attention(kind, 8))(x)).any()
+
+
+def post_relu(shape, mean, seed=1):
+    """Post-ReLU-like activations of the given mean, channels_last (as the precision bench feeds them)."""
+    z = torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return (torch.relu(z) * mean * (2 * torch.pi) ** 0.5).contiguous(memory_format=torch.channels_last)
+
+
+def gradients_under_autocast(layer, x64, dy, dtype):
+    """Input and weight gradients of `layer` (float32 weights) under autocast to `dtype`, or in float64."""
+    x = (x64 if dtype == torch.float64 else x64.to(dtype).float()).clone().requires_grad_()
+    with torch.autocast(DEVICE.type, dtype=dtype, enabled=dtype != torch.float64):
+        y = layer(x)
+    y.backward(dy.to(y.dtype))
+    return [x.grad, *(p.grad for p in layer.parameters() if p.requires_grad)]
+
+
+def relative_gradient_errors(got, want):
+    """Per gradient: max |g − g₆₄| / max |g₆₄|."""
+    return [float((g.double() - w).abs().max() / w.abs().max()) for g, w in zip(got, want, strict=True)]
+
+
+# (kind, options, (fp16, bf16) bound on each gradient's error relative to its largest entry). GC's bounds are
+# wider: its softmax over positions sees logits ~ 100·C here, whose rounding moves the weights by percents
+# (the forward's conditioning, not an overflow).
+HALF_BACKWARD_KINDS = [
+    ("tam", {"impl": "gram"}, (1e-2, 5e-2)),
+    ("xca", {"impl": "gram"}, (1e-2, 5e-2)),
+    ("ea", {}, (1e-2, 5e-2)),
+    ("linear", {}, (1e-2, 5e-2)),
+    ("gc", {}, (3e-2, 2e-1)),
+]
+
+
+@pytest.mark.parametrize(("kind", "options", "bounds"), HALF_BACKWARD_KINDS, ids=[k for k, *_ in HALF_BACKWARD_KINDS])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_backward_tracks_float64_where_sums_over_positions_overflow(kind, options, bounds, dtype):
+    """Mixed-precision training (float32 weights, autocast) on inputs of mean 100 over 64×64 positions with a
+    coherent output gradient: the gradients' sums over the N positions (`dy xᵀ` of every projection, the Gram
+    form's C×C maps) pass float16's range unscaled; every gradient stays finite and close to float64's."""
+    torch.manual_seed(0)
+    layer = tam.create_attention(kind, 16, **options).eval()  # BN as an affine map: dy reaches the branch whole
+    with torch.no_grad():
+        layer.bn.weight.fill_(1.0)
+    x64 = post_relu((2, 16, 64, 64), 100)
+    dy = (1 + torch.randn(x64.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64))
+    dy = dy.contiguous(memory_format=torch.channels_last)
+    x = x64.flatten(2).to(torch.float16).double()
+    assert not torch.isfinite(torch.matmul(dy.flatten(2), x.transpose(-1, -2)).half()).all(), "must overflow unscaled"
+    got = gradients_under_autocast(layer, x64, dy, dtype)
+    want = gradients_under_autocast(layer.double(), x64.to(dtype).double(), dy, torch.float64)
+    assert all(torch.isfinite(g).all() for g in got)
+    assert max(relative_gradient_errors(got, want)) < bounds[dtype == torch.bfloat16]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_training_backward_through_batch_norm_stays_finite(dtype):
+    """TAM in training mode (BN on batch statistics) at mean 100 on 64×64: the float16 channels_last BN
+    backward of PyTorch's CPU kernel overflowed a per-channel sum over the positions."""
+    torch.manual_seed(0)
+    layer = tam.create_attention("tam", 64, impl="gram").train()
+    with torch.no_grad():
+        layer.bn.weight.fill_(1.0)
+    x64 = post_relu((1, 64, 64, 64), 100)
+    dy = torch.randn(x64.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    dy = dy.contiguous(memory_format=torch.channels_last)
+    got = gradients_under_autocast(layer, x64, dy, dtype)
+    want = gradients_under_autocast(layer.double(), x64.to(dtype).double(), dy, torch.float64)
+    assert all(torch.isfinite(g).all() for g in got)
+    assert max(relative_gradient_errors(got, want)) < {torch.float16: 1e-2, torch.bfloat16: 5e-2}[dtype]

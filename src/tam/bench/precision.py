@@ -100,7 +100,7 @@ class FirstNonFinite(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        if self.found is None and not _masks_with_infinity(func, args):
+        if self.found is None and not _masks_with_infinity(func, args) and not _uninitialised(func):
             inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, Tensor) and t.is_floating_point()]
             outputs = [t for t in tree_flatten(out)[0] if isinstance(t, Tensor) and t.is_floating_point()]
             bad = next((t for t in outputs if t.numel() and not bool(t.isfinite().all())), None)
@@ -117,6 +117,11 @@ def _masks_with_infinity(func, args) -> bool:
     """Whether ``func`` writes ±inf on purpose: a mask filled with -inf before a softmax (criss-cross)."""
     masked = func in (torch.ops.aten.masked_fill.Scalar, torch.ops.aten.masked_fill_.Scalar)
     return masked and len(args) > 2 and isinstance(args[2], float) and math.isinf(args[2])
+
+
+def _uninitialised(func) -> bool:
+    """Whether ``func`` allocates without writing (``empty_like``, ``new_empty``...): its garbage is no overflow."""
+    return func.overloadpacket.__name__.startswith(("empty", "new_empty"))
 
 
 def _branch_visible(block: torch.nn.Module) -> list[Tensor]:
@@ -153,7 +158,7 @@ def _forward_backward(
     grad = torch.randn(y.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64).to(device, y.dtype)
     with detector or contextlib.nullcontext():
         y.backward(grad.contiguous(memory_format=torch.channels_last))
-    grads = [x.grad, *(p.grad for p in block.parameters())]
+    grads = [x.grad, *(p.grad for p in block.parameters() if p.requires_grad)]
     backward_finite = all(g is not None and bool(g.isfinite().all()) for g in grads)
     return captured, forward_finite, backward_finite, detector.found if detector else None
 

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from tam.functional.checks import NORMALIZATIONS, check_choice
-from tam.functional.products import is_channels_last, product_in_layout, scaled_bmm
+from tam.functional.products import is_channels_last, position_sum, product_in_layout, scaled_bmm, wide_dtype
 
 
 def gram_transposed_attention(
@@ -95,13 +95,15 @@ class _GramForm(torch.autograd.Function):
             fold = lambda x, *weights: _fold(x, *weights, ctx.heads, ctx.normalization, ctx.scale)[-1]  # noqa: E731
             return (*recomputed_gram_gradients(ctx, grad, fold, inputs=5), None, None, None)
         *saved, mask = ctx.saved_tensors
-        x, w_theta, w_phi, w_g, w_z, gram, wg_gram, weights, folded, p = (
-            t if t.dtype == grad.dtype else t.to(grad.dtype) for t in saved
-        )
+        # The C×C maps are formed in at least float32 (wide): their gradients are sums over the N positions,
+        # which pass float16's range at realistic sizes; only the [B, C, N] products stay in grad's dtype.
+        wide = wide_dtype(grad.dtype)
+        x = saved[0].to(grad.dtype)
+        w_theta, w_phi, w_g, w_z, gram, wg_gram, weights, folded, p = (t.to(wide) for t in saved[1:])
         n, d = ctx.scales
         factor = _pairs_factor(n, d, ctx.normalization, ctx.scale)
         # Back through y = P x, P = Wz F, F = m Wθ, m = f(pairs), pairs = (Wg G) Wφᵀ, G = x xᵀ / N.
-        d_p = torch.matmul(grad, x.transpose(-1, -2))  # [B, C, C]
+        d_p = position_sum(grad, x)  # [B, C, C]
         d_folded = product_in_layout(w_z.transpose(0, 1), d_p, channels_last=False)  # [B, E, C]
         d_m = torch.matmul(d_folded, w_theta.transpose(0, 1))  # [B, E, E]
         if ctx.normalization == "scale":
@@ -131,16 +133,19 @@ def gram_input_gradient(grad: Tensor, x: Tensor, p: Tensor, d_gram: Tensor, *, c
 
     The second product accumulates into the first, in the layout of ``x`` (PyTorch's CPU ``baddbmm_`` still
     copies its target before accumulating: the pass an addition would cost, without a second ``[B, C, N]``
-    buffer).
+    buffer). ``p`` and ``d_gram`` may be wider than ``x`` (half precision): ``dG``, a sum over positions, is
+    then divided by ``N`` before it is narrowed to ``x``'s dtype.
 
     Shape:
-        grad, x: ``[B, C, N]``; p, d_gram: ``[B, C, C]`` -> ``[B, C, N]``
+        grad, x: ``[B, C, N]``; p, d_gram: ``[B, C, C]`` -> ``[B, C, N]`` in the layout ``channels_last`` names
     """
     sym = d_gram + d_gram.transpose(-1, -2)
-    n = x.shape[-1]
+    alpha = 1 / x.shape[-1]
+    if sym.dtype != x.dtype:
+        sym, alpha, p = (sym * alpha).to(x.dtype), 1.0, p.to(x.dtype)
     if channels_last:
-        return torch.matmul(grad.transpose(-1, -2), p).baddbmm_(x.transpose(-1, -2), sym, alpha=1 / n).transpose(-1, -2)
-    return torch.matmul(p.transpose(-1, -2), grad).baddbmm_(sym, x, alpha=1 / n)
+        return torch.matmul(grad.transpose(-1, -2), p).baddbmm_(x.transpose(-1, -2), sym, alpha=alpha).transpose(-1, -2)
+    return torch.matmul(p.transpose(-1, -2), grad).baddbmm_(sym, x, alpha=alpha)
 
 
 def recomputed_gram_gradients(ctx, grad: Tensor, fold, *, inputs: int) -> tuple[Tensor | None, ...]:

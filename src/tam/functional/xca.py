@@ -12,7 +12,7 @@ from torch import Tensor
 
 from tam.functional.checks import check_qkv
 from tam.functional.gram import gram_input_gradient, recomputed_gram_gradients
-from tam.functional.products import is_channels_last, product_in_layout, scaled_bmm
+from tam.functional.products import is_channels_last, position_sum, product_in_layout, scaled_bmm, wide_dtype
 
 NORM_EPS = 1e-12  # F.normalize's default, as XCiT uses it
 
@@ -129,17 +129,19 @@ class _XcaGramForm(torch.autograd.Function):
             fold = lambda x, *weights: _xca_fold(x, *weights, ctx.heads)[-1]  # noqa: E731
             return (*recomputed_gram_gradients(ctx, grad, fold, inputs=6), None)
         saved = ctx.saved_tensors
-        x, w_theta, w_phi, w_g, w_z, temperature, theta_gram, phi_gram, q_norm, k_norm, cosines, attention, mixed, p = (
-            t if t.dtype == grad.dtype else t.to(grad.dtype) for t in saved
+        wide = wide_dtype(grad.dtype)  # the C×C maps in at least float32, as TAM's Gram-form backward forms them
+        x = saved[0].to(grad.dtype)
+        w_theta, w_phi, w_g, w_z, temperature, theta_gram, phi_gram, q_norm, k_norm, cosines, attention, mixed, p = (
+            t.to(wide) for t in saved[1:]
         )
         n, embed = x.shape[-1], w_theta.shape[0]
         # Back through y = P x, P = Wz·mixed, mixed = A Wg, A = softmax(τ·cosines within heads),
         # cosines = pairs / (q_norm k_normᵀ), pairs = Wθ G Wφᵀ, norm² = diag(W G Wᵀ), G = x xᵀ / N.
-        d_p = torch.matmul(grad, x.transpose(-1, -2))  # [B, C, C]
+        d_p = position_sum(grad, x)  # [B, C, C]
         d_mixed = product_in_layout(w_z.transpose(0, 1), d_p, channels_last=False)  # [B, E, C]
         d_attention = torch.matmul(d_mixed, w_g.transpose(0, 1))  # [B, E, E]
         d_logits = attention * (d_attention - (d_attention * attention).sum(-1, keepdim=True))  # 0 across heads
-        d_cosines = d_logits * _row_temperature(temperature, embed, grad.dtype).unsqueeze(-1)
+        d_cosines = d_logits * _row_temperature(temperature, embed, wide).unsqueeze(-1)
         d_pairs = d_cosines / q_norm.unsqueeze(-1) / k_norm.unsqueeze(-2)
         through_norms = d_cosines * cosines  # ∂/∂norm of cosine_ij = -cosine_ij / norm
         floor = _norm_floor(n)

@@ -43,6 +43,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from tam.functional.products import compute_dtype
+
 IMPL_ENV = "TAM_IMPL"
 
 # Time to stream one element through memory, in MACs of a large matmul, by device type.
@@ -101,14 +103,6 @@ def write_cost(device: torch.device | str, dtype: torch.dtype) -> tuple[float, s
     if kind == "cpu":
         return CPU_WRITE_COST, "cpu, measured"
     return CPU_WRITE_COST, f"no value for {kind}: the cpu's"
-
-
-def compute_dtype(x: torch.Tensor) -> torch.dtype:
-    """The dtype ``x``'s products run in: the autocast dtype where autocast is on for its device, else its own."""
-    kind = x.device.type
-    if kind in ("cpu", "cuda") and torch.is_autocast_enabled(kind):
-        return torch.get_autocast_dtype(kind)
-    return x.dtype
 
 
 # -- the global override ---------------------------------------------------------------------------------
