@@ -252,3 +252,55 @@ def test_jobs_is_checked():
     assert main(["reproduce", "cifar10", "--budget", "smoke", "--jobs", "0", "--out", "/nonexistent/x"]) == 2
     assert main(["reproduce", "cifar10", "--budget", "smoke", "--jobs", "2", "--time-budget", "60",
                  "--out", "/nonexistent/x"]) == 2
+
+
+def test_jobs_end_with_their_parent(tiny_cifar10, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    grid = _experiment_file(tmp_path / "main.yaml", [{"attention": ["none", "tam"]}])
+    text = json.loads(Path(grid).read_text())
+    text["budgets"]["smoke"]["epochs"] = 200  # still training when the parent is killed
+    Path(grid).write_text(json.dumps(text))
+    out = tmp_path / "main-smoke"
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    parent = subprocess.Popen([sys.executable, "-m", "tam.cli", "reproduce", grid, "--out", str(out), "--budget",
+                               "smoke", "--data", str(tiny_cifar10), "--device", "cpu", "--jobs", "2"],
+                              env={**os.environ, "PYTHONPATH": src, "TAM_CACHE_DIR": str(tmp_path / "cache")},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def children() -> list[int]:
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent.pid and fields[0] != "Z":
+                found.append(int(stat.parent.name))
+        return found
+
+    deadline = time.monotonic() + 120
+    while not all((out / cell / "seed0" / "checkpoint.pt").is_file() for cell in ("none", "tam-h1")):
+        assert parent.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    workers = children()
+    assert len(workers) >= 2
+    parent.send_signal(signal.SIGTERM)
+    parent.wait(timeout=30)
+
+    def alive() -> list[int]:
+        return [pid for pid in workers if Path(f"/proc/{pid}").exists()
+                and "spawn" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")]
+
+    deadline = time.monotonic() + 20
+    try:
+        while alive():
+            assert time.monotonic() < deadline, "a training process outlived its killed parent"
+            time.sleep(0.2)
+    finally:
+        for pid in alive():
+            os.kill(pid, signal.SIGKILL)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import time
 from pathlib import Path
 
 from tam.errors import UserError
@@ -113,8 +115,8 @@ def run_training(configs: list[TrainConfig], jobs: int = 1) -> None:
 
     threads = max(1, torch.get_num_threads() // jobs)
     context = multiprocessing.get_context("spawn")  # a fork of a process that ran torch ops can deadlock
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=torch.set_num_threads,
-                             initargs=(threads,)) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
+                             initargs=(threads, os.getpid())) as pool:
         futures = [pool.submit(_train_run, number, len(configs), config) for number, config in todo]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         failed = next((future for future in futures if future in done and future.exception()), None)
@@ -123,6 +125,26 @@ def run_training(configs: list[TrainConfig], jobs: int = 1) -> None:
                 future.cancel()
             wait(futures)
             raise failed.exception()
+
+
+def _start_worker(threads: int, parent: int) -> None:
+    """A training process of ``run_training``: its share of the threads, and its end with its parent's.
+
+    A pool's workers outlive a parent that is killed (``kill``, a closed session) and would train on unseen;
+    each stops as ``kill -9`` would once it is orphaned, and its run resumes from its last checkpoint.
+    """
+    import threading
+
+    import torch
+
+    torch.set_num_threads(threads)
+
+    def end_with_parent() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=end_with_parent, daemon=True).start()
 
 
 def _train_run(number: int, total: int, config: TrainConfig) -> None:
