@@ -64,8 +64,8 @@ def test_naive_non_local_grows_with_heads_and_n_squared():
     assert 14 < large / small <= 16  # N ×4 → maps ×16
 
 
-def test_tam_and_fused_non_local_grow_linearly_and_tam_not_with_heads():
-    for kind in ("tam", "nl_sdpa"):
+def test_tam_fused_non_local_and_the_linear_family_grow_linearly_and_tam_not_with_heads():
+    for kind in ("tam", "nl_sdpa", "xca", "ea", "linear", "gc"):
         small, large = (predict_peak(BlockShape(kind, 16, s, 2 * s), "training") for s in (32, 64))
         assert 3.5 < large / small <= 4.05, kind
     one, eight = (predict_peak(BlockShape("tam", 16, 64, 128, heads=h), "training") for h in (1, 8))
@@ -113,7 +113,10 @@ def test_largest_fitting_needs_few_calls():
     assert len(calls) <= 2 * 14 + 2
 
 
-@pytest.mark.parametrize("kind, phase", [("nl", "inference"), ("tam", "training"), ("cc", "inference")])
+@pytest.mark.parametrize("kind, phase", [
+    ("nl", "inference"), ("tam", "training"), ("cc", "inference"),
+    ("xca", "training"), ("ea", "inference"), ("linear", "training"), ("gc", "inference"),
+])
 def test_largest_side_fits_and_one_more_does_not(kind, phase):
     budget = 8 * 2**20
     side = largest_side(kind, 16, budget, phase, heads=2)
