@@ -39,6 +39,17 @@ def test_tracker_counts_new_storages_not_views_or_inputs():
     assert tracker.peak == 4000 and tracker.current == 400 and z.shape == (100,)
 
 
+def test_a_product_counts_the_copy_of_an_operand_expanded_within_its_matrices():
+    a, column = torch.ones(1, 8, 4), torch.ones(1, 4, 1)
+    with AllocationTracker() as tracker:
+        torch.bmm(a, column.expand(1, 4, 100))  # one column repeated: BLAS reads it from a whole copy
+    assert tracker.peak == FLOAT * (8 * 100 + 4 * 100)
+    weight, t = torch.ones(4, 4), torch.ones(3, 4, 10)
+    with AllocationTracker() as tracker:
+        torch.bmm(weight.expand(3, 4, 4), t)  # one matrix broadcast over the batch is read in place
+    assert tracker.peak == FLOAT * 3 * 4 * 10
+
+
 def test_naive_non_local_inference_is_three_maps_and_qkv():
     # C = 8 (E = 4), one head, 16×16: q, k, v (3·E·N) are alive with the logits, the scaled logits and the softmax.
     n = 256

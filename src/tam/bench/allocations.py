@@ -64,10 +64,24 @@ def _internal_copy_bytes(func, args) -> int:
     The softmax backward makes the incoming gradient contiguous before its pass (CPU and CUDA kernels
     alike): Non-local's gradient of the attention weights arrives transposed, and the copy is one more
     N×N map (measured on CPU: the resident peak of a naive Non-local step grows by exactly that).
+    A matrix product with an operand expanded along a dimension (a zero stride, as global context's one
+    pooled vector per position) copies it whole first: BLAS takes no zero leading dimension (measured on CPU:
+    global context's inference peak grows by exactly its expanded ``E×N`` values).
     """
     if func is torch.ops.aten._softmax_backward_data.default and not args[0].is_contiguous():
         return args[0].numel() * args[0].element_size()
+    if func in _PRODUCTS:
+        return sum(t.numel() * t.element_size() for t in args[:3] if isinstance(t, torch.Tensor) and _expanded(t))
     return 0
+
+
+_PRODUCTS = (torch.ops.aten.bmm.default, torch.ops.aten.mm.default, torch.ops.aten.baddbmm.default)
+
+
+def _expanded(t: torch.Tensor) -> bool:
+    """Whether ``t``'s matrices repeat values along a row or column (stride 0 where the size is above 1); a
+    batch of one matrix (a weight broadcast over the batch) is read in place."""
+    return any(stride == 0 and size > 1 for stride, size in zip(t.stride()[-2:], t.shape[-2:]))
 
 
 def _storage_key(t: torch.Tensor) -> int:
