@@ -109,10 +109,13 @@ def test_precision_report_names_failing_cells_with_what_overflowed():
                   "overflow": None}
     fine = {**base, "magnitude": 1, "forward_finite": True, "backward_finite": True, "relative_error": 1e-3,
             "overflow": None}
-    text = precision_markdown([fine, inaccurate, failing])
+    too_large = {**failing, "height": 16, "width": 16, "reference_max": 8e4, "representable": False}
+    text = precision_markdown([fine, inaccurate, failing, too_large])
     assert "linear fp16 cast 8×8 mean 100: overflows first in aten.bmm.default" in text
     assert "linear fp16 cast 8×8 mean 10: finite, error 0.1 > 0.005" in text
-    assert "mean 1:" not in text.split("## Failing cells")[1]
+    failing_cells, out_of_range = text.split("## Failing cells")[1].split("## Out of the format's range")
+    assert "mean 1:" not in failing_cells and "16×16" not in failing_cells
+    assert "linear fp16 cast 16×16 mean 100: max |a₆₄| 8e+04 > 6.55e+04; overflows first in aten.bmm" in out_of_range
     assert cell_verdict({**failing, "representable": False}) == "out of range"
 
 

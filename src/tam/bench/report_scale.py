@@ -14,7 +14,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from tam.bench.memory_model import crossover_side, largest_side
+from tam.bench.precision import DTYPES
 from tam.files import write_atomic, write_text_atomic
 
 GIB = 2**30
@@ -326,6 +329,14 @@ def precision_markdown(records: Sequence[dict]) -> str:
         lines.append(f"- {r['kind']} {r['dtype']} {r['mode']} {r['height']}×{r['width']} mean {r['magnitude']}: {why}")
     if not failing:
         lines.append("None.")
+    out_of_range = [r for r in records if cell_verdict(r) == "out of range"]
+    if out_of_range:
+        lines += ["", "## Out of the format's range", "",
+                  "The float64 branch's largest value passes the format's largest: no evaluation in it can be finite.", ""]
+        for r in out_of_range:
+            what = f"overflows first in {r['overflow']}" if r["overflow"] else "finite"
+            lines.append(f"- {r['kind']} {r['dtype']} {r['mode']} {r['height']}×{r['width']} mean {r['magnitude']}: "
+                         f"max |a₆₄| {r['reference_max']:.3g} > {torch.finfo(DTYPES[r['dtype']]).max:.3g}; {what}")
     not_run = [r for r in records if r["status"] != "ok"]
     if not_run:
         lines += ["", "## Not run", ""]
