@@ -1,5 +1,5 @@
 """Matrix products in the layout their consumers read: weights broadcast over the batch, channels_last
-outputs, scales applied on the accumulator."""
+outputs, scales applied on the accumulator, sums over the positions kept finite in half precision."""
 
 from __future__ import annotations
 
@@ -76,9 +76,11 @@ def position_sum(a: Tensor, b: Tensor) -> Tensor:
     """``Σ_n a[:, :, n] b[:, :, n]ᵀ``, the sum over the ``N`` positions, in at least float32.
 
     Such sums (a weight's gradient ``dy xᵀ``, the gradient of a ``C×C`` map) grow with ``N`` and pass
-    float16's range at realistic sizes while every term fits. Half-precision inputs form the *mean* (the
-    scale on the accumulator, :func:`scaled_bmm`), widen it to float32 and multiply by ``N`` there; float32
-    and float64 inputs take the plain product.
+    float16's range at realistic sizes while every term fits. float16 inputs form the *mean* (the scale on
+    the accumulator, :func:`scaled_bmm`), widen it to float32 and multiply by ``N`` there: the window of
+    sums float16 holds moves up by ``N``, where a gradient scaler (which keeps every term in range) puts
+    them. bfloat16 has float32's range: its plain product is widened; float32 and float64 take the plain
+    product.
 
     Shape:
         a: ``[B, M, N]``, b: ``[B, K, N]`` -> ``[B, M, K]``, float32 for half-precision inputs
@@ -88,11 +90,11 @@ def position_sum(a: Tensor, b: Tensor) -> Tensor:
         >>> position_sum(a, a).item()  # 4096 · 200², past float16's 65504
         163840000.0
     """
-    if a.dtype not in HALF_DTYPES:
-        return torch.matmul(a, b.transpose(-1, -2))
-    n = a.shape[-1]
-    return scaled_bmm(a, b.transpose(-1, -2), 1 / n).float().mul_(n)
-
+    if a.dtype == torch.float16:
+        n = a.shape[-1]
+        return scaled_bmm(a, b.transpose(-1, -2), 1 / n).float().mul_(n)
+    product = torch.matmul(a, b.transpose(-1, -2))
+    return product.float() if a.dtype in HALF_DTYPES else product
 
 
 def compute_dtype(x: Tensor) -> torch.dtype:
