@@ -120,6 +120,7 @@ def relative_gradient_errors(got, want):
 # (the forward's conditioning, not an overflow).
 HALF_BACKWARD_KINDS = [
     ("tam", {"impl": "gram"}, (1e-2, 5e-2)),
+    ("tam", {"impl": "transposed", "heads": 2}, (1e-2, 5e-2)),
     ("xca", {"impl": "gram"}, (1e-2, 5e-2)),
     ("ea", {}, (1e-2, 5e-2)),
     ("linear", {}, (1e-2, 5e-2)),
@@ -127,7 +128,7 @@ HALF_BACKWARD_KINDS = [
 ]
 
 
-@pytest.mark.parametrize(("kind", "options", "bounds"), HALF_BACKWARD_KINDS, ids=[k for k, *_ in HALF_BACKWARD_KINDS])
+@pytest.mark.parametrize(("kind", "options", "bounds"), HALF_BACKWARD_KINDS, ids=[f"{k}-{o.get('impl', '')}" for k, o, _ in HALF_BACKWARD_KINDS])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_backward_tracks_float64_where_sums_over_positions_overflow(kind, options, bounds, dtype):
     """Mixed-precision training (float32 weights, autocast) on inputs of mean 100 over 64×64 positions with a
