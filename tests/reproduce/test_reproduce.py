@@ -235,7 +235,10 @@ def test_jobs_train_runs_side_by_side_and_a_failure_is_raised(tiny_cifar10, tmp_
     args = ["reproduce", grid, "--out", str(out), "--budget", "smoke", "--data", str(tiny_cifar10),
             "--device", "cpu"]
     assert main([*args, "--jobs", "2"]) == 0
-    assert capfd.readouterr().out.count(": training") == 2
+    printed = capfd.readouterr().out
+    assert printed.count(": training") == 2
+    epochs = [line for line in printed.splitlines() if "epoch 1/1" in line]
+    assert sorted(line.split()[0] for line in epochs) == ["[1/2]", "[2/2]"]  # which run each line is from
     assert all((out / cell / "seed0" / "results.json").is_file() for cell in ("none", "tam-h1"))
     assert main([*args, "--jobs", "2", "--resume"]) == 0 and ": training" not in capfd.readouterr().out
 

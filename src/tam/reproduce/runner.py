@@ -117,7 +117,7 @@ def run_training(configs: list[TrainConfig], jobs: int = 1) -> None:
     context = multiprocessing.get_context("spawn")  # a fork of a process that ran torch ops can deadlock
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
                              initargs=(threads, os.getpid())) as pool:
-        futures = [pool.submit(_train_run, number, len(configs), config) for number, config in todo]
+        futures = [pool.submit(_train_run, number, len(configs), config, tagged=True) for number, config in todo]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         failed = next((future for future in futures if future in done and future.exception()), None)
         if failed is not None:
@@ -147,11 +147,35 @@ def _start_worker(threads: int, parent: int) -> None:
     threading.Thread(target=end_with_parent, daemon=True).start()
 
 
-def _train_run(number: int, total: int, config: TrainConfig) -> None:
+def _train_run(number: int, total: int, config: TrainConfig, tagged: bool = False) -> None:
+    """Train one run; ``tagged`` (runs side by side) starts each line it prints with ``[number/total]``, so
+    that interleaved epoch lines still say which run they belong to."""
+    import contextlib
+    import sys
+
     from tam.train import train
 
     print(f"[{number}/{total}] {config.out}: training", flush=True)
-    train(config, resume=True)
+    with contextlib.redirect_stdout(_Tagged(sys.stdout, f"[{number}/{total}] ") if tagged else sys.stdout):
+        train(config, resume=True)
+
+
+class _Tagged:
+    """A text stream that starts every line written through it with ``tag``."""
+
+    def __init__(self, stream, tag: str):
+        self.stream, self.tag, self.at_line_start = stream, tag, True
+
+    def write(self, text: str) -> int:
+        for piece in text.splitlines(keepends=True):
+            if self.at_line_start:
+                self.stream.write(self.tag)
+            self.stream.write(piece)
+            self.at_line_start = piece.endswith("\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 def cost_threads(device: str) -> bool:
