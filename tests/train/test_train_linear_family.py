@@ -22,8 +22,7 @@ def cache(tmp_path_factory, cifar10_jpeg):
     return str(folder)
 
 
-# xca (the Gram-form kind) and gc (the frozen Wθ) run by default; ea and linear train like them (slow: -m slow).
-@pytest.mark.parametrize("kind", ["xca", "gc", *(pytest.param(k, marks=pytest.mark.slow) for k in ("ea", "linear"))])
+@pytest.mark.parametrize("kind", ["xca", "ea", "linear", "gc"])
 def test_kind_trains_resumes_and_analyses(kind, cifar10_jpeg, cache, tmp_path):
     out = tmp_path / "run"
     values = {**SMALL, "data": str(cifar10_jpeg), "cache_dir": cache, "out": str(out), "attention": kind}
