@@ -123,8 +123,7 @@ def run_training(configs: list[TrainConfig], jobs: int = 1) -> None:
         if failed is not None:
             for future in futures:
                 future.cancel()
-            wait(futures)
-            raise failed.exception()
+            raise failed.exception()  # leaving the pool waits for the runs in flight
 
 
 def _start_worker(threads: int, parent: int) -> None:
