@@ -1,5 +1,7 @@
 """Bytes saved for backward as heads grow, and half precision where unscaled `v kᵀ` overflows."""
 
+import copy
+
 import pytest
 import torch
 
@@ -102,7 +104,10 @@ def post_relu(shape, mean, seed=1):
 
 
 def gradients_under_autocast(layer, x64, dy, dtype):
-    """Input and weight gradients of `layer` (float32 weights) under autocast to `dtype`, or in float64."""
+    """Input and weight gradients of a copy of `layer`: float32 weights under autocast to `dtype`, or all in
+    float64. A copy, since converting a layer converts its gradients in place (and a second backward would
+    add to them): the gradients of two calls never share storage."""
+    layer = copy.deepcopy(layer).to(torch.float64 if dtype == torch.float64 else torch.float32)
     x = (x64 if dtype == torch.float64 else x64.to(dtype).float()).clone().requires_grad_()
     with torch.autocast(DEVICE.type, dtype=dtype, enabled=dtype != torch.float64):
         y = layer(x)
@@ -115,38 +120,45 @@ def relative_gradient_errors(got, want):
     return [float((g.double() - w).abs().max() / w.abs().max()) for g, w in zip(got, want, strict=True)]
 
 
-# (kind, options, (fp16, bf16) bound on each gradient's error relative to its largest entry). GC's bounds are
-# wider: its softmax over positions sees logits ~ 100·C here, whose rounding moves the weights by percents
-# (the forward's conditioning, not an overflow).
+# (kind, options, input mean, output-gradient scale). Mean 100 passes float16's range in every sum over the
+# positions. The softmax kinds are fed smaller inputs and a loss-scaled output gradient instead (a gradient
+# scaler multiplies it by up to 2¹⁶): at mean 100 their logits (~100²·C for TAM's softmax over v kᵀ, ~100·C for
+# GC's over the positions) round by more than 1, which moves the weights by percents — the forward's
+# conditioning, not an overflow.
 HALF_BACKWARD_KINDS = [
-    ("tam", {"impl": "gram"}, (1e-2, 5e-2)),
-    ("tam", {"impl": "transposed", "heads": 2}, (1e-2, 5e-2)),
-    ("xca", {"impl": "gram"}, (1e-2, 5e-2)),
-    ("ea", {}, (1e-2, 5e-2)),
-    ("linear", {}, (1e-2, 5e-2)),
-    ("gc", {}, (3e-2, 2e-1)),
+    ("tam", {"impl": "gram"}, 100, 1),
+    ("tam", {"impl": "transposed", "heads": 2}, 100, 1),
+    ("tam", {"impl": "transposed", "heads": 2, "normalization": "softmax"}, 1, 1e4),
+    ("xca", {"impl": "gram"}, 100, 1),
+    ("ea", {}, 100, 1),
+    ("linear", {}, 100, 1),
+    ("gc", {}, 10, 10),
 ]
 
 
-@pytest.mark.parametrize(("kind", "options", "bounds"), HALF_BACKWARD_KINDS, ids=[f"{k}-{o.get('impl', '')}" for k, o, _ in HALF_BACKWARD_KINDS])
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_precision_backward_tracks_float64_where_sums_over_positions_overflow(kind, options, bounds, dtype):
-    """Mixed-precision training (float32 weights, autocast) on inputs of mean 100 over 64×64 positions with a
-    coherent output gradient: the gradients' sums over the N positions (`dy xᵀ` of every projection, the Gram
-    form's C×C maps) pass float16's range unscaled; every gradient stays finite and close to float64's."""
+@pytest.mark.parametrize(("kind", "options", "mean", "gradient_scale"), HALF_BACKWARD_KINDS,
+                         ids=["-".join([k, *map(str, o.values())]) for k, o, *_ in HALF_BACKWARD_KINDS])
+@pytest.mark.parametrize(("dtype", "bound"), [(torch.float16, 1e-2), (torch.bfloat16, 5e-2)])
+def test_half_precision_backward_tracks_float64_where_sums_over_positions_overflow(
+    kind, options, mean, gradient_scale, dtype, bound
+):
+    """Mixed-precision training (float32 weights, autocast) over 64×64 positions with a coherent output
+    gradient: the gradients' sums over the N positions (`dy xᵀ` of every projection, the Gram form's C×C maps,
+    the transposed form's `Σ da qᵀ`) pass float16's range unscaled; every gradient, of the input and of each
+    weight, stays finite and within `bound` of float64's, relative to its largest entry."""
     torch.manual_seed(0)
     layer = tam.create_attention(kind, 16, **options).eval()  # BN as an affine map: dy reaches the branch whole
     with torch.no_grad():
         layer.bn.weight.fill_(1.0)
-    x64 = post_relu((2, 16, 64, 64), 100)
-    dy = (1 + torch.randn(x64.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64))
+    x64 = post_relu((2, 16, 64, 64), mean)
+    dy = (1 + torch.randn(x64.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)) * gradient_scale
     dy = dy.contiguous(memory_format=torch.channels_last)
     x = x64.flatten(2).to(torch.float16).double()
     assert not torch.isfinite(torch.matmul(dy.flatten(2), x.transpose(-1, -2)).half()).all(), "must overflow unscaled"
     got = gradients_under_autocast(layer, x64, dy, dtype)
-    want = gradients_under_autocast(layer.double(), x64.to(dtype).double(), dy, torch.float64)
+    want = gradients_under_autocast(layer, x64.to(dtype).double(), dy, torch.float64)
     assert all(torch.isfinite(g).all() for g in got)
-    assert max(relative_gradient_errors(got, want)) < bounds[dtype == torch.bfloat16]
+    assert max(relative_gradient_errors(got, want)) < bound
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -161,6 +173,26 @@ def test_half_precision_training_backward_through_batch_norm_stays_finite(dtype)
     dy = torch.randn(x64.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     dy = dy.contiguous(memory_format=torch.channels_last)
     got = gradients_under_autocast(layer, x64, dy, dtype)
-    want = gradients_under_autocast(layer.double(), x64.to(dtype).double(), dy, torch.float64)
+    want = gradients_under_autocast(layer, x64.to(dtype).double(), dy, torch.float64)
     assert all(torch.isfinite(g).all() for g in got)
     assert max(relative_gradient_errors(got, want)) < {torch.float16: 1e-2, torch.bfloat16: 5e-2}[dtype]
+
+
+@pytest.mark.parametrize("normalization", ["scale", "softmax"])
+def test_transposed_half_backward_keeps_first_and_second_derivatives(normalization):
+    """The float16 transposed form's written-out backward (and its recomputed graph under `create_graph`)
+    gives the first and second derivatives of float64, to float16's rounding."""
+    q, k, v = torch.rand(3, 2, 2, 4, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float64).unbind(0)
+    dy = torch.randn(2, 2, 4, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+    def derivatives(dtype):
+        inputs = [t.to(dtype).requires_grad_() for t in (q, k, v)]
+        out = tam.functional.transposed_attention(*inputs, normalization=normalization)
+        written = torch.autograd.grad(out, inputs, dy.to(dtype), retain_graph=True)
+        first = torch.autograd.grad(out, inputs, dy.to(dtype), create_graph=True)
+        second = torch.autograd.grad(sum((g.double() ** 2).sum() for g in first), inputs)
+        return [t.double() for t in (*written, *first, *second)]
+
+    for got, want in zip(derivatives(torch.float16), derivatives(torch.float64), strict=True):
+        assert torch.isfinite(got).all()
+        assert (got - want).abs().max() <= 1e-2 * want.abs().max()
