@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from tam.analysis import cli
-from tam.analysis.intervals import t_quantile, welch_interval
+from tam.analysis.intervals import seeds_to_resolve, t_quantile, welch_interval
 from tam.analysis.seeds import aggregate, compare
 from tam.errors import UserError
 from tam.train.checkpoint import save_weights
@@ -172,6 +172,16 @@ def test_welch_interval_on_known_answers():
     assert welch_interval([0.5], [0.1, 0.2]).low is None
 
 
+
+def test_seeds_to_resolve_on_known_answers():
+    # Difference 2, both stds 1: n a side gives half width t(0.975, 2n − 2)·sqrt(2/n): 2.27 at n = 3 (t 2.776,
+    # df 4), 1.73 at n = 4 (t 2.447, df 6): four seeds a side are the fewest that exclude 0.
+    assert seeds_to_resolve([1.0, 2.0, 3.0], [-1.0, 0.0, 1.0]) == 4
+    assert seeds_to_resolve([-1.0, 0.0, 1.0], [1.0, 2.0, 3.0]) == 4  # the sign does not matter
+    assert seeds_to_resolve([1.01, 2.01, 3.01], [1.0, 2.0, 3.0]) is None  # needs ~77,000 a side: past `most`
+    assert seeds_to_resolve([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) is None  # no difference to resolve
+    assert seeds_to_resolve([1.0], [0.0, 1.0]) is None
+
 def test_aggregate_keeps_seed_order_and_leaves_std_none_for_one_seed():
     block = {"name": "b", "kind": "nl", "normalization": "softmax", "geometry": "full", "heads": 1,
              "spatial": [8, 8], "queries_per_image": 64}
@@ -183,3 +193,15 @@ def test_aggregate_keeps_seed_order_and_leaves_std_none_for_one_seed():
     assert x["seeds"] == [0, 1] and x["blocks"][0]["magnitude_correlation"]["values"] == [0.4, 0.2]
     assert x["blocks"][0]["magnitude_correlation"]["mean"] == pytest.approx(0.3)
     assert y["blocks"][0]["direction_correlation"]["std"] is None
+
+
+def test_an_unresolved_claim_says_how_many_seeds_would_resolve_it():
+    from tam.analysis.seeds_report import _verdicts
+
+    a, b = [1.0, 2.0, 3.0], [-1.0, 0.0, 1.0]  # 4 seeds a side would resolve (test above)
+    rows = [dict(compare({"cell": "nl", "blocks": [{"name": name, "magnitude_correlation": {"values": x}}]},
+                         {"cell": "tam", "blocks": [{"name": name, "magnitude_correlation": {"values": y}}]})[0])
+            for name, x, y in [("s2", a, b), ("s3", [5.0, 5.1, 5.2], b), ("s4", [1.01, 2.01, 3.01], [1.0, 2.0, 3.0])]]
+    (line,) = _verdicts({"comparisons": rows})
+    assert "**not resolved at this budget**" in line
+    assert "seeds a side: `s2` 4; `s4` more than 100 (" in line  # s3 is resolved: not named

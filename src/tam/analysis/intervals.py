@@ -116,3 +116,20 @@ def welch_terms(difference: float, estimated: list[tuple[float, int]], known: fl
     quantile = t_quantile(0.5 + level / 2, df) if math.isfinite(df) else NormalDist().inv_cdf(0.5 + level / 2)
     half = quantile * math.sqrt(total)
     return Difference(difference, difference - half, difference + half, df, level, counts)
+
+
+def seeds_to_resolve(a: list[float], b: list[float], level: float = 0.95, *, most: int = 100) -> int | None:
+    """The fewest values a side whose Welch interval would exclude 0, were ``mean(a) − mean(b)`` and both
+    sample stds what these values show (a planning estimate: all three are themselves uncertain).
+
+    ``None`` when not even ``most`` a side would (or the difference is 0, or a side has fewer than two values).
+    """
+    (mean_a, std_a), (mean_b, std_b) = mean_std(a), mean_std(b)
+    difference = mean_a - mean_b
+    if std_a is None or std_b is None or difference == 0:
+        return None
+    for n in range(2, most + 1):
+        found = welch_terms(difference, [(std_a**2 / n, n - 1), (std_b**2 / n, n - 1)], 0.0, level, (n, n))
+        if found.verdict() != "not resolved":
+            return n
+    return None

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from tam.analysis.intervals import Difference, mean_std, welch_interval
+from tam.analysis.intervals import Difference, mean_std, seeds_to_resolve, welch_interval
 from tam.analysis.maps import attention_blocks, capture_inputs
 from tam.analysis.model import load_trained
 from tam.analysis.runs import Weights
@@ -128,7 +128,9 @@ def compare(a: dict, b: dict, statistic: str = "magnitude_correlation", level: f
                      "low": None if difference.low is None else round(difference.low, 4),
                      "high": None if difference.high is None else round(difference.high, 4),
                      "df": None if difference.df is None else round(difference.df, 2),
-                     "level": level, "seeds": list(difference.counts), "verdict": difference.verdict()})
+                     "level": level, "seeds": list(difference.counts), "verdict": difference.verdict(),
+                     "seeds_to_resolve": seeds_to_resolve(block[statistic]["values"], other[statistic]["values"],
+                                                          level)})
     return rows
 
 

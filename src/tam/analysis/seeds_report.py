@@ -68,8 +68,19 @@ def _verdicts(summary: dict) -> list[str]:
             reading = "is **not resolved at this budget**: not every block's interval lies on one side of 0"
         per_block = "; ".join(f"`{r['block']}` {_interval(r)}" for r in pair)
         lines.append(f"- `{a[0]}` against `{a[1]}` (≥ {seeds} seeds a side): the thesis's claim {reading} — "
-                     f"Non-local − TAM, 95% Welch interval over seeds: {per_block}.")
+                     f"Non-local − TAM, 95% Welch interval over seeds: {per_block}.{_seeds_needed(pair)}")
     return lines
+
+
+def _seeds_needed(pair: list[dict]) -> str:
+    """For the blocks not resolved: how many seeds a side would resolve the difference these seeds show."""
+    open_rows = [r for r in pair if r["verdict"] == "not resolved" and r["low"] is not None]
+    if not open_rows:
+        return ""
+    needed = "; ".join(f"`{r['block']}` " + (f"{r['seeds_to_resolve']}" if r.get("seeds_to_resolve") else "more than 100")
+                       for r in open_rows)
+    return (f" Were the differences and the spreads these seeds show the true ones, an interval would exclude 0 "
+            f"with this many seeds a side: {needed} (a planning estimate; all three are uncertain).")
 
 
 def _spread_lines(summary: dict) -> list[str]:
