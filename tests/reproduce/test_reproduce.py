@@ -43,7 +43,10 @@ def test_smoke_budget_runs_and_tabulates_every_cell(tiny_cifar10, tmp_path, caps
         results = json.loads((out / cell / "seed0" / "results.json").read_text())
         assert float(top1_error) == pytest.approx(100 - results["final_top1"], abs=0.005)
         assert int(test_images) == results["final_test_images"]
-        assert (out / cell / "cost.json").is_file()
+        cost = json.loads((out / cell / "cost.json").read_text())
+        if cell != "none":  # timed interleaved with the backbone; the table quotes that ratio and its quartiles
+            assert cost["paired_reference"].startswith("network none ") and cost["paired_ratio"] > 0
+            assert re.search(rf"^\| {cell} \|.*\| {cost['paired_ratio']:.2f}× \[[\d.]+–[\d.]+\]", table, flags=re.M)
     assert "1 head(s): TAM ≥ Non-local in accuracy" in table and "8 head(s)" in table
     assert "| none | " in table and "| 1.00× *under load* | 1.00× |" in table
     assert "Step times marked *under load* were measured with more torch threads" in table

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tam.analysis.intervals import mean_std
 from tam.files import write_atomic
-from tam.reproduce.table import Row, costed
+from tam.reproduce.table import Row, costed, step_ratio
 
 ACCURACY_PNG = "accuracy.png"
 ACCURACY_COST_PNG = "accuracy_cost.png"
@@ -45,11 +45,12 @@ def plot_accuracy(rows: list[Row], out: Path) -> list[Path]:
     if with_cost:
         figure, ax = plt.subplots(figsize=(7, 4.5))
         for row in with_cost:
-            x = row.cost["time_ms"] / base.cost["time_ms"]
-            ax.errorbar(x, mean_std(row.top1_error)[0], yerr=_spread(row.top1_error), fmt="o", capsize=4)
+            x, q1, q3 = step_ratio(row, base)
+            xerr = None if q1 is None else [[x - q1], [q3 - x]]
+            ax.errorbar(x, mean_std(row.top1_error)[0], xerr=xerr, yerr=_spread(row.top1_error), fmt="o", capsize=4)
             ax.annotate(row.cell, (x, mean_std(row.top1_error)[0]), textcoords="offset points", xytext=(6, 4),
                         fontsize="small")
-        ax.set_xlabel("training-step time relative to the backbone without attention")
+        ax.set_xlabel("training-step time ÷ the backbone's without attention (median, quartiles)")
         ax.set_ylabel("top-1 test error (%), mean ± std over seeds")
         ax.grid(alpha=0.3)
         figure.tight_layout()

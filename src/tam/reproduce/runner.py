@@ -191,7 +191,10 @@ def cost_threads(device: str) -> bool:
 
 
 def measure_cost(config: TrainConfig, folder: Path, *, quick: bool, under_load: bool = False) -> dict | None:
-    """Time and memory of one training step of the cell's model (the bench's ``network`` measurement).
+    """Time and memory of one training step of the cell's model (the bench's ``network`` measurement), and,
+    for a cell with attention, its step time ÷ the backbone's without attention timed interleaved with it
+    (:func:`tam.bench.runner.measure_pair`: ``paired_ratio`` with its quartiles), the figure the table and the
+    cost plot quote; separate timings of two models drift apart by more than attention costs here.
 
     ``under_load``: the cost step began with more threads than free cores (:func:`cost_threads`); the record
     says so, as it does when the load rises above the cores while it is measured.
@@ -204,7 +207,7 @@ def measure_cost(config: TrainConfig, folder: Path, *, quick: bool, under_load: 
         return json.loads(path.read_text())
     if config.attention_options:
         return None
-    from tam.bench.runner import Settings, environment, measure_case
+    from tam.bench.runner import Settings, environment, measure_case, measure_pair
     from tam.bench.suites import Case
     from tam.device import resolve_device
     from tam.models import model_info
@@ -217,8 +220,14 @@ def measure_cost(config: TrainConfig, folder: Path, *, quick: bool, under_load: 
                 config.batch_size, blocks=sum(blocks or ()), model=config.model, attention_blocks=blocks,
                 preset=config.preset)
     device = resolve_device(config.device)
-    settings = Settings(budget_s=0.1 if quick else 2.0, min_reps=1 if quick else 5, rss=False, under_load=under_load)
+    settings = Settings(budget_s=0.1 if quick else 2.0, min_reps=1 if quick else 5, pair_min_reps=1 if quick else 15,
+                        rss=False, under_load=under_load)
     record = {**measure_case(case, device, settings), **environment(device, started_under_load=under_load)}
+    if kind != "none":
+        backbone = dataclasses.replace(case, kind="none", blocks=0, attention_blocks=None)
+        record.update(measure_pair(case, backbone, device, settings))
+        after = environment(device, started_under_load=under_load)
+        record.update(paired_date=after["date"], under_load=record["under_load"] or after["under_load"])
     write_text_atomic(path, json.dumps(record, indent=2))
     return record
 

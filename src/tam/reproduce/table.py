@@ -92,12 +92,34 @@ def _interval(difference: Difference) -> str:
     return f"{difference.difference:+.2f} [{difference.low:+.2f}, {difference.high:+.2f}]"
 
 
+def step_ratio(row: Row, base: Row) -> tuple[float, float | None, float | None] | None:
+    """The cell's training-step time ÷ the backbone's: the ratio timed interleaved with the backbone, with its
+    quartiles, where the cost step paired them; else the ratio of the separate medians (no quartiles)."""
+    if row is base:
+        return 1.0, None, None
+    if row.cost is None or base.cost is None:
+        return None
+    if row.cost.get("paired_ratio"):
+        return row.cost["paired_ratio"], row.cost["paired_ratio_q1"], row.cost["paired_ratio_q3"]
+    top, bottom = row.cost.get("time_ms"), base.cost.get("time_ms")
+    return (top / bottom, None, None) if top and bottom else None
+
+
+def _relative_time(row: Row, base: Row | None) -> str:
+    found = None if base is None else step_ratio(row, base)
+    if found is None:
+        return "—"
+    ratio, q1, q3 = found
+    loaded = row.cost.get("under_load") or base.cost.get("under_load")
+    return (f"{ratio:.2f}×" + ("" if q1 is None else f" [{q1:.2f}–{q3:.2f}]")
+            + (" *under load*" if loaded else ""))
+
+
 def _relative(row: Row, base: Row | None, field: str) -> str:
     if row.cost is None or base is None or base.cost is None:
         return "—"
     top, bottom = row.cost.get(field), base.cost.get(field)
-    loaded = field == "time_ms" and (row.cost.get("under_load") or base.cost.get("under_load"))
-    return "—" if not top or not bottom else f"{top / bottom:.2f}×" + (" *under load*" if loaded else "")
+    return "—" if not top or not bottom else f"{top / bottom:.2f}×"
 
 
 def _speed(tam: dict, nl: dict) -> str:
@@ -134,7 +156,8 @@ def markdown(title: str, budget: str, rows: list[Row], out: Path, baseline: list
         f"its {LEVEL:.0%} interval: Welch's t interval over seeds, widened by both cells' binomial test-set error "
         "(see `tam.reproduce.comparison`); the reading comes from the interval alone. Cost is one training step of "
         "the whole model measured after training (`tam bench`'s network measurement), relative to the backbone "
-        "without attention. Plots: [accuracy.png](accuracy.png)"
+        "without attention: step time as the median ratio [quartiles] of the cell's steps to the backbone's, "
+        "timed interleaved (where the cost step paired them). Plots: [accuracy.png](accuracy.png)"
         + (", [accuracy_cost.png](accuracy_cost.png)." if costed(rows)[1] else
            "; `accuracy_cost.png` follows once the costs are measured (after the grid's training)."),
         "",
@@ -153,7 +176,7 @@ def markdown(title: str, budget: str, rows: list[Row], out: Path, baseline: list
             delta, read = _interval(difference), reading(difference)
         lines.append(
             f"| {row.cell} | {_pm(row.top1_error)} | {delta} | {read} | {_pm(row.top5_error)} | {len(row.runs)} | "
-            f"{row.test_images or '—'} | {row.params / 1e6:.3f}M | {_relative(row, base, 'time_ms')} | "
+            f"{row.test_images or '—'} | {row.params / 1e6:.3f}M | {_relative_time(row, base)} | "
             f"{_relative(row, base, 'memory_mb')} | {mean_std(row.images_per_s)[0]:.0f} | {links} |"
         )
     lines += ["", "## What this budget shows", ""] + claims(rows) + [""] + _resolution_lines(rows, baseline)
