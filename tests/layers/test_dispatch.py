@@ -154,3 +154,21 @@ def test_the_environment_variable_forces_a_form(value, expected):
     first, second = out.splitlines()
     assert first.startswith(expected)
     assert second == "transposed"
+
+
+@needs_values
+def test_non_local_takes_the_fused_kernel_where_it_applies_and_can_be_forced_to_the_map():
+    x = torch.randn(2, 32, 16, 16, dtype=torch.float64)
+    layer = tam.NonLocal(32, heads=2).double().eval()
+    torch.nn.init.ones_(layer.bn.weight)  # else the block is the identity and every form agrees trivially
+    with without_default_device():
+        fused = layer(x)
+        assert layer.last_dispatch.form == "sdpa" and layer.last_dispatch.reason.startswith("least cost")
+        with force_impl("naive"):
+            torch.testing.assert_close(layer(x), fused, rtol=1e-10, atol=1e-10)
+        assert layer.last_dispatch == ("naive", "forced by tam.force_impl('naive')")
+        scale = tam.NonLocal(32, normalization="scale").double()
+        with force_impl("sdpa"):
+            scale(x)
+        assert scale.last_dispatch.form == "naive" and "softmax' only" in scale.last_dispatch.reason
+    assert layer.block_macs((16, 16)) == 4 * 256 * 32 * 16 + layer.core_macs((16, 16))  # one count for both forms

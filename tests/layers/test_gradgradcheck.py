@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+import tam
+
 from devices import DEVICE, needs_values
 from layer_cases import CONFIGS, IDS, awake, build
 
@@ -10,10 +12,11 @@ pytestmark = needs_values
 
 
 def _fused_softmax(kind, options):
-    """Non-local through CPU's fused SDPA kernel (``impl="sdpa"``, or ``"auto"`` with softmax)."""
+    """Non-local that may run CPU's fused SDPA kernel: ``impl="sdpa"``, or ``"auto"`` with softmax where q and k
+    are as wide as v."""
     if kind != "nl" or options.get("normalization") == "scale" or options.get("impl") == "naive":
         return False
-    return options.get("impl") == "sdpa" or options.get("geometry") != "magnitude"  # auto: sdpa if q, v widths agree
+    return options.get("impl") == "sdpa" or options.get("geometry") != "magnitude"
 
 
 # A block applied twice in one forward (Criss-cross's recurrence, or any block called on its own output) gives
@@ -31,21 +34,27 @@ GRADGRAD_CASES = [
 
 @pytest.mark.parametrize(("kind", "options"), GRADGRAD_CASES)
 def test_gradgradcheck_layer(kind, options):
-    layer = awake(build(kind, options, channels=8))
     x = torch.randn(1, 8, 2, 2, dtype=torch.float64, requires_grad=True)
-    names = [name for name, _ in layer.named_parameters()]
 
-    def run(x, *weights):
-        return torch.func.functional_call(layer, dict(zip(names, weights)), (x,))
+    def gradgradcheck(layer):
+        names = [name for name, _ in layer.named_parameters()]
 
-    inputs = (x, *layer.parameters())
+        def run(x, *weights):
+            return torch.func.functional_call(layer, dict(zip(names, weights)), (x,))
+
+        return torch.autograd.gradgradcheck(run, (x, *layer.parameters()), eps=1e-6, atol=1e-5)
+
+    layer = awake(build(kind, options, channels=8))
     if DEVICE.type == "cpu" and _fused_softmax(kind, options):  # the fused CPU kernel has no double backward
         with pytest.raises(RuntimeError, match="derivative for .*scaled_dot_product.* is not implemented"):
-            torch.autograd.gradgradcheck(run, inputs, eps=1e-6, atol=1e-5)
-        options = {**options, "impl": "naive"}  # the advice of non_local_attention's docstring
-        layer = awake(build(kind, options, channels=8))
-        inputs = (x, *layer.parameters())
-    assert torch.autograd.gradgradcheck(run, inputs, eps=1e-6, atol=1e-5)
+            gradgradcheck(awake(build(kind, {**options, "impl": "sdpa"}, channels=8)))
+        if options.get("impl") == "sdpa":
+            layer = awake(build(kind, {**options, "impl": "naive"}, channels=8))
+        with tam.force_impl("naive"):  # the advice of NonLocal's docstring, for a layer built with impl="auto"
+            assert gradgradcheck(layer)
+            assert layer.last_dispatch.form == "naive"
+    else:
+        assert gradgradcheck(layer)
 
 
 def test_gram_form_second_derivatives_equal_the_transposed_orders():

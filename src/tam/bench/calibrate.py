@@ -42,13 +42,13 @@ class Shape:
 
 
 def dispatch_kinds() -> tuple[str, ...]:
-    """The registered kinds whose layer has more than one exact form."""
+    """The registered kinds whose choice of form the write cost decides: those with a transposed order and a
+    Gram form (:class:`~tam.layers.transposed.GramForms`). Non-local's two forms (its map, the fused kernel)
+    do the same MACs, so the rule picks the one streaming fewer elements at any write cost."""
     from tam.layers.registry import attention_kind, attention_kinds
+    from tam.layers.transposed import GramForms
 
-    return tuple(
-        name for name in attention_kinds(benchmark=True)
-        if issubclass(attention_kind(name).layer, FormDispatch) and len(attention_kind(name).layer.forms) > 1
-    )
+    return tuple(name for name in attention_kinds(benchmark=True) if issubclass(attention_kind(name).layer, GramForms))
 
 
 def dispatch_grid(quick: bool = False, kinds: Sequence[str] | None = None) -> list[Shape]:

@@ -8,14 +8,21 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tam.functional import NON_LOCAL_IMPLS, NORMALIZATIONS, check_choice, non_local_attention, non_local_map
+from tam.layers.dispatch import FormCost, FormDispatch
 from tam.layers.shell import AttentionBlock, check_positive
 
 _MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 SCALE_DIVISORS = ("sqrt_nd", "sqrt_n", "n")
 
 
-class NonLocal(AttentionBlock):
+class NonLocal(FormDispatch, AttentionBlock):
     """Non-local attention: every position attends over every (optionally subsampled) position.
+
+    Two evaluations of ``softmax``: ``"naive"`` materialises the ``N×N`` map per head; ``"sdpa"`` is PyTorch's
+    fused ``scaled_dot_product_attention``, which never stores it (and has no double backward on CPU).
+    ``"auto"`` chooses by the rule of :mod:`tam.layers.dispatch` (:meth:`form_costs`): the fused kernel
+    wherever it applies; ``tam.force_impl("naive")`` (or ``TAM_IMPL=naive``) takes the map instead, e.g. for
+    second derivatives, and ``last_dispatch`` says which ran last and why.
 
     Args:
         channels: input and output channels.
@@ -37,6 +44,8 @@ class NonLocal(AttentionBlock):
         >>> layer(torch.randn(2, 64, 16, 16)).shape
         torch.Size([2, 64, 16, 16])
     """
+
+    forms = ("naive", "sdpa")
 
     def __init__(
         self,
@@ -63,6 +72,25 @@ class NonLocal(AttentionBlock):
         self.subsample = subsample
         self.impl = impl
 
+    def form_costs(self, spatial: tuple[int, ...]) -> dict[str, FormCost]:
+        """Both forms do the block's MACs (:meth:`AttentionBlock.block_macs`); ``naive`` streams each head's
+        ``N×N_keys`` map through the logits, the softmax and the product with v (counted 4 times), ``sdpa``
+        only q, k, v and its output (``E·(2N + 2N_keys)``)."""
+        n, keys = math.prod(spatial), self._keys(spatial)
+        macs = AttentionBlock.block_macs(self, spatial)
+        return {
+            "naive": FormCost(macs, 4 * self.heads * n * keys),
+            "sdpa": FormCost(macs, self.embed_channels * 2 * (n + keys)),
+        }
+
+    def unavailable_forms(self) -> dict[str, str]:
+        if self.normalization != "softmax":
+            return {"sdpa": "the fused kernel computes normalization='softmax' only"}
+        if self.geometry == "magnitude":
+            return {"sdpa": "under geometry='magnitude' q and k are norms, narrower than v: the fused kernel "
+                            "wants equal widths"}
+        return {}
+
     def _subsample(self, k: Tensor, v: Tensor, batch: int, spatial: tuple[int, ...]) -> tuple[Tensor, Tensor]:
         if not self.subsample:
             return k, v
@@ -76,11 +104,13 @@ class NonLocal(AttentionBlock):
 
         return pooled(k), pooled(v)
 
+    def _keys(self, spatial: tuple[int, ...]) -> int:
+        """Key positions: ``N``, or ``N`` pooled by 2 on every axis with ``subsample``."""
+        return math.prod([(side + 1) // 2 for side in spatial]) if self.subsample else math.prod(spatial)
+
     def core_macs(self, spatial: tuple[int, ...]) -> int:
         """``q kᵀ`` and ``w v``: ``2·N·N_keys·E``."""
-        n = math.prod(spatial)
-        keys = math.prod((side + 1) // 2 for side in spatial) if self.subsample else n
-        return 2 * n * keys * self.embed_channels
+        return 2 * math.prod(spatial) * self._keys(spatial) * self.embed_channels
 
     def _scale(self, n: int) -> float | None:
         """``s`` of ``scale`` for ``n`` keys where an option departs from the core's default, else ``None``."""
@@ -93,7 +123,7 @@ class NonLocal(AttentionBlock):
     def _core(self, q: Tensor, k: Tensor, v: Tensor, spatial: tuple[int, ...]) -> Tensor:
         return non_local_attention(
             q, k, v, normalization=self.normalization, softmax_scale=self.softmax_scale,
-            scale=self._scale(k.shape[-1]), impl=self.impl,
+            scale=self._scale(k.shape[-1]), impl=self._dispatch(q, spatial),
         )
 
     def _spatial_map(self, q: Tensor, k: Tensor, spatial: tuple[int, ...], queries: Tensor) -> Tensor:
