@@ -86,7 +86,8 @@ def test_table_states_intervals_verdicts_and_resolution_of_a_synthetic_grid(tmp_
     errors = {"nl-h1": [31.0 + rng.gauss(0, 0.2) for _ in range(3)],    # TAM 1 head: 2 points better, resolved
               "tam-h1": [29.0 + rng.gauss(0, 0.2) for _ in range(3)],
               "nl-h8": [30.0 + rng.gauss(0, 0.2) for _ in range(3)],    # TAM 8 heads: equal, not resolved
-              "tam-h8": [30.0 + rng.gauss(0, 0.2) for _ in range(3)]}
+              "tam-h8": [30.0 + rng.gauss(0, 0.2) for _ in range(3)],
+              "none": [30.5 + rng.gauss(0, 0.2) for _ in range(3)]}   # no cost.json yet: step time and memory "—"
     rows = _synthetic_grid(tmp_path / "new", errors, 10_000)
     old = _synthetic_grid(tmp_path / "old", {"nl-h1": [30.0, 31.0], "tam-h1": [30.5, 31.5]}, 2_000)
     table = markdown("synthetic", "cpu", rows, tmp_path / "new", old)
@@ -99,3 +100,4 @@ def test_table_states_intervals_verdicts_and_resolution_of_a_synthetic_grid(tmp_
     assert new == pytest.approx(resolution(list(errors.values()), 10_000).smallest_difference, abs=0.005)
     assert earlier == pytest.approx(resolution([[30.0, 31.0], [30.5, 31.5]], 2_000).smallest_difference, abs=0.005)
     assert f"this one's is {new / earlier:.2f}× that" in table
+    assert re.search(r"^\| none \|(?:[^|]*\|){7} — \| — \|", table, flags=re.M)

@@ -95,10 +95,10 @@ def _interval(difference: Difference) -> str:
 def step_ratio(row: Row, base: Row) -> tuple[float, float | None, float | None] | None:
     """The cell's training-step time ÷ the backbone's: the ratio timed interleaved with the backbone, with its
     quartiles, where the cost step paired them; else the ratio of the separate medians (no quartiles)."""
-    if row is base:
-        return 1.0, None, None
     if row.cost is None or base.cost is None:
         return None
+    if row is base:
+        return 1.0, None, None
     if row.cost.get("paired_ratio"):
         return row.cost["paired_ratio"], row.cost["paired_ratio_q1"], row.cost["paired_ratio_q3"]
     top, bottom = row.cost.get("time_ms"), base.cost.get("time_ms")
