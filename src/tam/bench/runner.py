@@ -196,6 +196,23 @@ def measure_pair(
     return _paired(reference, PairedRatio.from_samples(top, bottom))
 
 
+def add_paired_timing(
+    record: dict,
+    case: Case,
+    reference: Case,
+    device: torch.device | str,
+    settings: Settings,
+    *,
+    rounds: int = 1,
+    build: Callable[[Case, torch.device], Workload] = build_workload,
+) -> None:
+    """Add :func:`measure_pair`'s fields to ``case``'s ``record``, with ``paired_date`` (when the pair ended)
+    and ``under_load`` also set when the load passed the cores by then."""
+    record.update(measure_pair(case, reference, device, settings, rounds=rounds, build=build))
+    after = environment(device, started_under_load=settings.under_load)
+    record.update(paired_date=after["date"], under_load=record["under_load"] or after["under_load"])
+
+
 def _forms(module: torch.nn.Module) -> dict:
     reports = last_dispatches(module).values()
     if not reports:
@@ -308,9 +325,7 @@ def run_cases(
             if oom:
                 record.update(_paired(None, error=f"not paired: {' and '.join(oom)} ran out of memory in the sweep"))
             else:
-                record.update(measure_pair(case, reference, device, settings, rounds=rounds, build=build))
-                after = environment(device, started_under_load=settings.under_load)
-                record.update(paired_date=after["date"], under_load=record["under_load"] or after["under_load"])
+                add_paired_timing(record, case, reference, device, settings, rounds=rounds, build=build)
             bar.update()
             if on_record is not None:
                 on_record(records)

@@ -193,7 +193,7 @@ def cost_threads(device: str) -> bool:
 def measure_cost(config: TrainConfig, folder: Path, *, quick: bool, under_load: bool = False) -> dict | None:
     """Time and memory of one training step of the cell's model (the bench's ``network`` measurement), and,
     for a cell with attention, its step time ÷ the backbone's without attention timed interleaved with it
-    (:func:`tam.bench.runner.measure_pair`: ``paired_ratio`` with its quartiles), the figure the table and the
+    (:func:`tam.bench.runner.add_paired_timing`: ``paired_ratio`` with its quartiles), the figure the table and the
     cost plot quote; separate timings of two models drift apart by more than attention costs here.
 
     ``under_load``: the cost step began with more threads than free cores (:func:`cost_threads`); the record
@@ -207,7 +207,7 @@ def measure_cost(config: TrainConfig, folder: Path, *, quick: bool, under_load: 
         return json.loads(path.read_text())
     if config.attention_options:
         return None
-    from tam.bench.runner import Settings, environment, measure_case, measure_pair
+    from tam.bench.runner import Settings, add_paired_timing, environment, measure_case
     from tam.bench.suites import Case
     from tam.device import resolve_device
     from tam.models import model_info
@@ -225,9 +225,7 @@ def measure_cost(config: TrainConfig, folder: Path, *, quick: bool, under_load: 
     record = {**measure_case(case, device, settings), **environment(device, started_under_load=under_load)}
     if kind != "none":
         backbone = dataclasses.replace(case, kind="none", blocks=0, attention_blocks=None)
-        record.update(measure_pair(case, backbone, device, settings))
-        after = environment(device, started_under_load=under_load)
-        record.update(paired_date=after["date"], under_load=record["under_load"] or after["under_load"])
+        add_paired_timing(record, case, backbone, device, settings)
     write_text_atomic(path, json.dumps(record, indent=2))
     return record
 
