@@ -58,15 +58,14 @@ def transposed_attention(
         torch.Size([2, 4, 8, 64])
     """
     check_qkv(q, k, v, rank=4)
-    check_choice("normalization", normalization, NORMALIZATIONS)
     if compute_dtype(q) == torch.float16:
         return _HalfTransposed.apply(q, k, v, normalization, scale)
-    return _map_times_queries(q, k, v, normalization, scale)
+    return _apply_map(transposed_map(k, v, normalization=normalization, scale=scale), q, normalization)
 
 
-def _map_times_queries(q: Tensor, k: Tensor, v: Tensor, normalization: str, scale: float | None) -> Tensor:
-    """``M q`` (``softmax``: ``M q / sqrt(d)``), through autograd's own graph."""
-    a = torch.matmul(transposed_map(k, v, normalization=normalization, scale=scale), q)
+def _apply_map(m: Tensor, q: Tensor, normalization: str) -> Tensor:
+    """``M q`` (``softmax``: ``M q / sqrt(d)``). Shape: m ``[B, h, dv, d]``, q ``[B, h, d, N]`` -> ``[B, h, dv, N]``."""
+    a = torch.matmul(m, q)
     return a if normalization == "scale" else a * q.shape[-2] ** -0.5
 
 
@@ -89,15 +88,14 @@ class _HalfTransposed(torch.autograd.Function):
         m = transposed_map(k, v, normalization=normalization, scale=scale)
         ctx.save_for_backward(q, k, v, m)
         ctx.normalization, ctx.scale = normalization, scale
-        a = torch.matmul(m, q)
-        return a if normalization == "scale" else a * q.shape[-2] ** -0.5
+        return _apply_map(m, q, normalization)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         q, k, v, m = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph: differentiate a recomputation that keeps every dependence
             wanted = [t for t, needed in zip((q, k, v), ctx.needs_input_grad[:3]) if needed]
-            a = _map_times_queries(q, k, v, ctx.normalization, ctx.scale)
+            a = _apply_map(transposed_map(k, v, normalization=ctx.normalization, scale=ctx.scale), q, ctx.normalization)
             found = iter(torch.autograd.grad(a, wanted, grad, create_graph=True))
             return (*(next(found) if needed else None for needed in ctx.needs_input_grad[:3]), None, None)
         dtype = grad.dtype
